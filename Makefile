@@ -1,0 +1,49 @@
+# regfed: `make run` serves the demo, `make test` runs the suite. Everything lands in .venv
+# and .regfed/ (both git-ignored); nothing is installed system-wide.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PROTOS := $(wildcard protos/regfed/v1/*.proto)
+GENERATED := src/regfed/v1/certificate_service_pb2.py
+
+.PHONY: help install proto run test lint fmt bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(GENERATED): $(PROTOS) $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos \
+	  -I "$$($(PY) -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')" \
+	  --python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src $(PROTOS)
+	touch $@
+
+install: $(INSTALLED) $(GENERATED)  ## create the virtualenv, install regfed, generate the gRPC code
+
+proto: $(GENERATED)  ## regenerate the gRPC code from protos/
+
+run: install  ## serve the demo on 127.0.0.1:50051 (embedded PostgreSQL, demo people, dev key)
+	$(VENV)/bin/regfed dev
+
+test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
+	$(VENV)/bin/pytest -q
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+fmt: install  ## format the code
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+clean:  ## remove the virtualenv and generated code (keeps .regfed/: keys and the database)
+	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi .pytest_cache .mypy_cache .ruff_cache

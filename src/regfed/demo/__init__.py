@@ -1,0 +1,1 @@
+"""Demo and test data: the registries' DDL, demo people, synthetic populations."""

@@ -1,0 +1,93 @@
+"""The federal registry adapter: ``citizens`` and their ``medical_events`` documents.
+
+One lookup is one statement: the citizen row with all of their events as an array of
+anonymous records, so a lookup costs one round trip. The documents are parsed by the
+pure functions in :mod:`regfed.registries.federal_events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+
+from regfed.domain.identifiers import format_passport_federal, format_snils_federal
+from regfed.domain.model import PersonQuery, PersonRecord, Registry
+from regfed.domain.vaccines import VaccineProduct
+from regfed.registries.base import translate_errors
+from regfed.registries.federal_events import RawEvent, parse_events
+
+# The federal registry stores identifiers formatted ('XXX-XXX-XXX YY', 'SSSS NNNNNN'), so
+# the query's bare digits are formatted before they are compared: comparing the stored
+# columns as written keeps the unique indexes usable.
+#
+# Both identifiers are unique, so at most two citizens match (one by SNILS, one by
+# passport); the SNILS match is preferred, deterministically, and only that citizen's
+# events are fetched. A match with another birth date is filtered out in SQL, so it looks
+# exactly like an unknown identifier. details::text: the documents are parsed here, by
+# rules that tolerate bad ones, not by a connection-wide codec.
+_LOOKUP_SQL = """
+SELECT
+    c.snils,
+    c.passport,
+    c.surname,
+    c.given_name,
+    c.patronymic,
+    c.date_of_birth,
+    ARRAY(
+        SELECT ROW(e.id, e.event_type, e.event_at, e.details::text)
+        FROM medical_events e
+        WHERE e.citizen_id = c.id
+        ORDER BY e.event_at, e.id
+    ) AS events
+FROM citizens c
+WHERE (c.snils = $1::text OR c.passport = $2::text)
+  AND c.date_of_birth = $3::date
+ORDER BY (c.snils = $1::text) IS TRUE DESC, c.id
+LIMIT 1
+"""
+
+
+class FederalRegistry:
+    """Reads the federal registry through an asyncpg pool the caller owns."""
+
+    def __init__(self, pool: asyncpg.Pool, vaccines: Mapping[str, VaccineProduct]) -> None:
+        self.registry = Registry.FEDERAL
+        self._pool = pool
+        self._vaccines = vaccines
+
+    async def find(self, query: PersonQuery) -> PersonRecord | None:
+        """The citizen matching an identifier and the birth date, with all their events."""
+        if query.snils is None and query.passport is None:
+            return None  # the federal registry keys on SNILS and passport only
+        snils = format_snils_federal(query.snils) if query.snils is not None else None
+        passport = format_passport_federal(query.passport) if query.passport is not None else None
+        async with translate_errors(self.registry):
+            row = await self._pool.fetchrow(_LOOKUP_SQL, snils, passport, query.birth_date)
+        if row is None:
+            return None
+        events = parse_events(
+            (
+                RawEvent(id=e[0], event_type=e[1], event_at=e[2], details=e[3])
+                for e in row["events"]
+            ),
+            self._vaccines,
+        )
+        return PersonRecord(
+            registry=self.registry,
+            last_name=row["surname"],
+            first_name=row["given_name"],
+            middle_name=row["patronymic"] or "",
+            birth_date=row["date_of_birth"],
+            snils=_digits(row["snils"]),
+            passport=_digits(row["passport"]),
+            vaccinations=events.vaccinations,
+            illnesses=events.illnesses,
+            lab_results=events.lab_results,
+            skipped_events=events.skipped,
+        )
+
+
+def _digits(value: str | None) -> str | None:
+    """A stored identifier as bare digits, the domain's normalised form."""
+    return "".join(ch for ch in value if ch in "0123456789") if value is not None else None

@@ -1,0 +1,250 @@
+"""Issued certificates in the service database: idempotent issuance, lookup, revocation.
+
+Every database failure leaves this module as :class:`StoreError`, whose message names the
+operation and the error class only: no SQL, no parameters, no personal data. The original
+exception stays chained (``__cause__``) for logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Final
+
+import asyncpg
+
+from regfed.domain.model import CertificateKind, DenialReason, Registry
+
+_KEY_BYTES: Final = 32
+
+# How often record() retries when its insert lost to a row it cannot see (see record()).
+_RECORD_ATTEMPTS: Final = 5
+
+# The queries spell out their column lists (no string building, so no injection surface);
+# each returns the columns _from_row reads.
+_RECORD: Final = """
+WITH inserted AS (
+    INSERT INTO certificates
+        (uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+         key_id, sources, degraded)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (person_key, basis_fingerprint) WHERE revoked_at IS NULL DO NOTHING
+    RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+              key_id, sources, degraded, revoked_at, revocation_reason
+)
+SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+       key_id, sources, degraded, revoked_at, revocation_reason
+  FROM inserted
+UNION ALL
+SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+       key_id, sources, degraded, revoked_at, revocation_reason
+  FROM certificates
+ WHERE person_key = $2 AND basis_fingerprint = $3 AND revoked_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM inserted)
+LIMIT 1
+"""
+
+_FIND_CURRENT: Final = """
+SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+       key_id, sources, degraded, revoked_at, revocation_reason
+  FROM certificates
+ WHERE person_key = $1 AND basis_fingerprint = $2 AND revoked_at IS NULL
+"""
+
+_GET: Final = """
+SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+       key_id, sources, degraded, revoked_at, revocation_reason
+  FROM certificates
+ WHERE uvci = $1
+"""
+
+# One statement, always touching the row: under concurrent revocations the UPDATE waits
+# for the other one and re-evaluates on the newest row version, so the first revocation's
+# time and reason are kept and RETURNING shows them.
+_REVOKE: Final = """
+UPDATE certificates
+   SET revoked_at = COALESCE(revoked_at, $2),
+       revocation_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revocation_reason END
+ WHERE uvci = $1
+RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+          key_id, sources, degraded, revoked_at, revocation_reason
+"""
+
+_COUNT_DENIAL: Final = """
+INSERT INTO denials (reason, day, count) VALUES ($1, $2, 1)
+ON CONFLICT (reason, day) DO UPDATE SET count = denials.count + 1
+"""
+
+_DENIAL_COUNTS: Final = """
+SELECT reason, sum(count)::bigint AS total FROM denials
+ WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day <= $2)
+ GROUP BY reason
+"""
+
+
+class StoreError(Exception):
+    """The service database failed or could not be reached."""
+
+
+class DuplicateUvciError(StoreError):
+    """A candidate's UVCI is already taken by another certificate."""
+
+
+def _require_aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """One issued certificate as stored: no personal data, only keyed hashes."""
+
+    uvci: str
+    person_key: bytes
+    basis_fingerprint: bytes
+    kind: CertificateKind
+    valid_from: datetime
+    valid_until: datetime
+    issued_at: datetime
+    key_id: str
+    sources: tuple[Registry, ...]
+    degraded: bool
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.person_key) != _KEY_BYTES or len(self.basis_fingerprint) != _KEY_BYTES:
+            raise ValueError("person_key and basis_fingerprint are 32-byte keyed hashes")
+        for name in ("valid_from", "valid_until", "issued_at", "revoked_at"):
+            _require_aware(name, getattr(self, name))
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        if not self.sources:
+            raise ValueError("a certificate rests on at least one registry")
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the certificate has been revoked."""
+        return self.revoked_at is not None
+
+
+def _from_row(row: asyncpg.Record) -> CertificateRecord:
+    return CertificateRecord(
+        uvci=row["uvci"],
+        person_key=bytes(row["person_key"]),
+        basis_fingerprint=bytes(row["basis_fingerprint"]),
+        kind=CertificateKind(row["kind"]),
+        valid_from=row["valid_from"],
+        valid_until=row["valid_until"],
+        issued_at=row["issued_at"],
+        key_id=row["key_id"],
+        sources=tuple(Registry(source) for source in row["sources"]),
+        degraded=row["degraded"],
+        revoked_at=row["revoked_at"],
+        revocation_reason=row["revocation_reason"],
+    )
+
+
+@contextlib.contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """Turn database and network failures into StoreError; CancelledError passes through
+    (it is a BaseException, never caught here)."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "certificates_pkey":
+            raise DuplicateUvciError(f"certificate store: {operation}: UVCI already taken") from exc
+        raise StoreError(f"certificate store: {operation} failed (UniqueViolationError)") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(
+            f"certificate store: {operation} failed ({type(exc).__name__}, SQLSTATE {exc.sqlstate})"
+        ) from exc
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
+        # OSError covers refused connections and TimeoutError (pool acquire, command timeout).
+        raise StoreError(f"certificate store: {operation} failed ({type(exc).__name__})") from exc
+
+
+class CertificateStore:
+    """Certificates and denial counters in the service's own PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, candidate: CertificateRecord) -> CertificateRecord:
+        """Record ``candidate`` unless the person already holds a live certificate on the same
+        basis; return whichever is current (the existing one keeps its UVCI, issued-at, key id).
+
+        Concurrent identical calls create one row: the partial unique index on
+        ``(person_key, basis_fingerprint) WHERE revoked_at IS NULL`` arbitrates.
+        """
+        if candidate.revoked_at is not None or candidate.revocation_reason is not None:
+            raise ValueError("a certificate is recorded unrevoked")
+        with _translated("record"):
+            for _ in range(_RECORD_ATTEMPTS):
+                row = await self._pool.fetchrow(
+                    _RECORD,
+                    candidate.uvci,
+                    candidate.person_key,
+                    candidate.basis_fingerprint,
+                    candidate.kind.value,
+                    candidate.valid_from,
+                    candidate.valid_until,
+                    candidate.issued_at,
+                    candidate.key_id,
+                    [source.value for source in candidate.sources],
+                    candidate.degraded,
+                )
+                if row is not None:
+                    return _from_row(row)
+                # Nothing returned: our INSERT hit the unique index on a row a concurrent
+                # transaction committed after this statement's snapshot was taken (the INSERT
+                # waited for it, then did nothing), and the fallback SELECT of the same
+                # statement still reads that older snapshot, so it cannot see the row. A new
+                # statement takes a new snapshot (READ COMMITTED, autocommit) and sees it.
+                row = await self._pool.fetchrow(
+                    _FIND_CURRENT, candidate.person_key, candidate.basis_fingerprint
+                )
+                if row is not None:
+                    return _from_row(row)
+                # That row was revoked in between: try inserting again. Each round needs a
+                # fresh concurrent issue-and-revoke to fail, so a few rounds always suffice.
+        raise StoreError("certificate store: record did not settle under concurrent revocations")
+
+    async def find_current(
+        self, person_key: bytes, basis_fingerprint: bytes
+    ) -> CertificateRecord | None:
+        """The live (unrevoked) certificate of this person on this basis, if any."""
+        with _translated("find_current"):
+            row = await self._pool.fetchrow(_FIND_CURRENT, person_key, basis_fingerprint)
+        return None if row is None else _from_row(row)
+
+    async def get(self, uvci: str) -> CertificateRecord | None:
+        """The certificate with this UVCI, revoked or not; None if unknown."""
+        with _translated("get"):
+            row = await self._pool.fetchrow(_GET, uvci)
+        return None if row is None else _from_row(row)
+
+    async def revoke(self, uvci: str, reason: str, at: datetime) -> CertificateRecord | None:
+        """Revoke the certificate at ``at`` for ``reason``; a second revocation keeps the
+        first one's time and reason. Returns the certificate, None if the UVCI is unknown."""
+        _require_aware("at", at)
+        with _translated("revoke"):
+            row = await self._pool.fetchrow(_REVOKE, uvci, at, reason)
+        return None if row is None else _from_row(row)
+
+    async def count_denial(self, reason: DenialReason, day: date) -> None:
+        """Add one denial for ``reason`` on ``day`` (a Moscow date)."""
+        with _translated("count_denial"):
+            await self._pool.execute(_COUNT_DENIAL, reason.value, day)
+
+    async def denial_counts(
+        self, *, since: date | None = None, until: date | None = None
+    ) -> dict[DenialReason, int]:
+        """Denials by reason over the days ``since``..``until`` (inclusive; open if None).
+        Reasons this version does not know (written by a newer one) are left out."""
+        with _translated("denial_counts"):
+            rows = await self._pool.fetch(_DENIAL_COUNTS, since, until)
+        known = {reason.value: reason for reason in DenialReason}
+        return {known[row["reason"]]: int(row["total"]) for row in rows if row["reason"] in known}

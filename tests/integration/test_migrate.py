@@ -1,0 +1,158 @@
+"""Schema migrations against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+
+from regfed.store.migrate import Migration, MigrationError, available, migrate, pending
+
+pytestmark = pytest.mark.postgres
+
+CreateDatabase = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def dsn(create_database: CreateDatabase) -> str:
+    """A fresh, empty database."""
+    return await create_database()
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the fresh database."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def test_available_migrations_are_numbered_and_ordered() -> None:
+    """The package ships migrations 1..n in order, each with a name and SQL."""
+    migrations = available()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert migrations[0].name == "certificates"
+    assert all(m.sql.strip() for m in migrations)
+
+
+async def test_migrate_applies_once_then_is_current(conn: asyncpg.Connection) -> None:
+    """A fresh database gets every migration; a second run applies nothing."""
+    versions = [m.version for m in available()]
+    assert await pending(conn) == versions
+
+    assert await migrate(conn) == versions
+    assert await pending(conn) == []
+    assert await migrate(conn) == []
+
+    rows = await conn.fetch("SELECT version, name, applied_at FROM schema_migrations")
+    assert sorted(r["version"] for r in rows) == versions
+    assert all(r["name"] and r["applied_at"] is not None for r in rows)
+    assert await conn.fetchval("SELECT to_regclass('certificates') IS NOT NULL")
+    assert await conn.fetchval("SELECT to_regclass('denials') IS NOT NULL")
+
+
+async def test_concurrent_migrations_apply_each_version_once(dsn: str) -> None:
+    """Two processes migrating together apply every migration exactly once between them."""
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        results = await asyncio.gather(migrate(first), migrate(second))
+        versions = [m.version for m in available()]
+        assert sorted(results[0] + results[1]) == versions
+        assert not set(results[0]) & set(results[1])
+        count = await first.fetchval("SELECT count(*) FROM schema_migrations")
+        assert count == len(versions)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_many_concurrent_migrations_on_a_longer_chain(dsn: str) -> None:
+    """Five connections racing over a chain of slow migrations each apply a version once."""
+    chain = [
+        Migration(v, f"step_{v}", f"SELECT pg_sleep(0.05); CREATE TABLE t{v} (x int)")
+        for v in range(1, 5)
+    ]
+    connections = [await asyncpg.connect(dsn) for _ in range(5)]
+    try:
+        results = await asyncio.gather(*(migrate(c, chain) for c in connections))
+        applied = [v for result in results for v in result]
+        assert sorted(applied) == [1, 2, 3, 4]
+        assert all(result == sorted(result) for result in results)
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def test_failing_migration_leaves_nothing_half_applied(conn: asyncpg.Connection) -> None:
+    """A migration that fails midway keeps none of its changes and is not recorded."""
+    chain = [
+        Migration(1, "good", "CREATE TABLE good (x int)"),
+        Migration(2, "bad", "CREATE TABLE half (x int); INSERT INTO good VALUES (1); SELECT 1/0"),
+        Migration(3, "later", "CREATE TABLE later (x int)"),
+    ]
+    with pytest.raises(MigrationError, match="0002_bad") as caught:
+        await migrate(conn, chain)
+    assert caught.value.migration.version == 2
+
+    assert await conn.fetchval("SELECT to_regclass('good') IS NOT NULL")
+    assert await conn.fetchval("SELECT to_regclass('half') IS NULL")
+    assert await conn.fetchval("SELECT to_regclass('later') IS NULL")
+    assert await conn.fetchval("SELECT count(*) FROM good") == 0
+    assert await pending(conn, chain) == [2, 3]
+
+
+async def test_fixed_migration_resumes_where_it_stopped(conn: asyncpg.Connection) -> None:
+    """After a failure, a corrected chain applies the rest and skips what is done."""
+    broken = [Migration(1, "one", "CREATE TABLE one (x int)"), Migration(2, "two", "SELECT 1/0")]
+    with pytest.raises(MigrationError):
+        await migrate(conn, broken)
+    fixed = [broken[0], Migration(2, "two", "CREATE TABLE two (x int)")]
+    assert await migrate(conn, fixed) == [2]
+
+
+def test_duplicate_versions_are_refused() -> None:
+    """Two migrations with one version number are a packaging error."""
+    from regfed.store.migrate import _checked
+
+    with pytest.raises(ValueError, match="duplicate"):
+        _checked([Migration(1, "a", "SELECT 1"), Migration(1, "b", "SELECT 1")])
+
+
+async def test_schema_holds_no_personal_data_columns(conn: asyncpg.Connection) -> None:
+    """The certificates table has no column for names or raw identifiers."""
+    await migrate(conn)
+    columns = {
+        r["column_name"]
+        for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'certificates'"
+        )
+    }
+    assert columns == {
+        "uvci",
+        "person_key",
+        "basis_fingerprint",
+        "kind",
+        "valid_from",
+        "valid_until",
+        "issued_at",
+        "key_id",
+        "sources",
+        "degraded",
+        "revoked_at",
+        "revocation_reason",
+    }
+
+
+async def test_migrate_through_a_pool_connection(dsn: str) -> None:
+    """A connection acquired from a pool migrates like a plain one."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            assert await migrate(conn) == [m.version for m in available()]
+            assert await pending(conn) == []
+    finally:
+        await pool.close()

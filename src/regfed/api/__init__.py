@@ -1,0 +1,1 @@
+"""The gRPC transport: servicers, request validation, conversion, error mapping."""

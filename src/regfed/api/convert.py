@@ -1,0 +1,154 @@
+"""Domain results to protobuf messages. No logic: only shapes change here."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from regfed.domain.denials import denial_text
+from regfed.domain.model import (
+    CertificateKind,
+    DenialReason,
+    Event,
+    IllnessEpisode,
+    LabMethod,
+    LabResult,
+    Registry,
+    Vaccination,
+    moscow_midnight,
+)
+from regfed.federation.fanout import SourceOutcome, SourceStatus
+from regfed.hcert.keys import kid_of
+from regfed.issuance import IssuedCertificate, IssueResult
+from regfed.v1 import certificate_service_pb2 as pb
+
+KIND = {
+    CertificateKind.VACCINATION: pb.CERTIFICATE_KIND_VACCINATION,
+    CertificateKind.RECOVERY: pb.CERTIFICATE_KIND_RECOVERY,
+    CertificateKind.TEST: pb.CERTIFICATE_KIND_TEST,
+}
+REGISTRY = {Registry.CITY: pb.REGISTRY_CITY, Registry.FEDERAL: pb.REGISTRY_FEDERAL}
+SOURCE_STATUS = {
+    SourceStatus.MATCHED: pb.SOURCE_STATUS_MATCHED,
+    SourceStatus.NOT_FOUND: pb.SOURCE_STATUS_NOT_FOUND,
+    SourceStatus.FAILED: pb.SOURCE_STATUS_FAILED,
+    SourceStatus.TIMED_OUT: pb.SOURCE_STATUS_TIMED_OUT,
+}
+DENIAL_REASON = {
+    DenialReason.NOT_FOUND: pb.DENIAL_REASON_NOT_FOUND,
+    DenialReason.ACTIVE_ILLNESS: pb.DENIAL_REASON_ACTIVE_ILLNESS,
+    DenialReason.INCOMPLETE_VACCINATION: pb.DENIAL_REASON_INCOMPLETE_VACCINATION,
+    DenialReason.VACCINE_NOT_RECOGNISED: pb.DENIAL_REASON_VACCINE_NOT_RECOGNISED,
+    DenialReason.BASIS_EXPIRED: pb.DENIAL_REASON_BASIS_EXPIRED,
+    DenialReason.NO_RECORDS: pb.DENIAL_REASON_NO_RECORDS,
+}
+
+
+def timestamp(instant: datetime) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(instant)
+    return ts
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+def basis_event(event: Event) -> pb.BasisEvent:
+    """One basis event, with the registry it came from."""
+    if isinstance(event, Vaccination):
+        return pb.BasisEvent(
+            type=pb.BASIS_EVENT_TYPE_VACCINATION,
+            source=REGISTRY[event.source],
+            occurred_at=timestamp(moscow_midnight(event.day)),
+            description=f"{event.product} dose {event.dose}",
+        )
+    if isinstance(event, IllnessEpisode):
+        day = event.recovered_on or event.diagnosed_on
+        return pb.BasisEvent(
+            type=pb.BASIS_EVENT_TYPE_RECOVERY,
+            source=REGISTRY[event.source],
+            occurred_at=timestamp(moscow_midnight(day)),
+            description=f"recovered, confirmed by {event.confirmation.value}",
+        )
+    assert isinstance(event, LabResult)
+    antibodies = event.method is LabMethod.ELISA_IGG
+    return pb.BasisEvent(
+        type=pb.BASIS_EVENT_TYPE_ANTIBODIES if antibodies else pb.BASIS_EVENT_TYPE_PCR_TEST,
+        source=REGISTRY[event.source],
+        occurred_at=timestamp(event.sampled_at),
+        description=(f"{event.method.value} {'positive' if event.positive else 'negative'}"),
+    )
+
+
+def source_report(outcome: SourceOutcome) -> pb.SourceReport:
+    """How one registry answered."""
+    return pb.SourceReport(
+        registry=REGISTRY[outcome.registry],
+        status=SOURCE_STATUS[outcome.status],
+        latency=_duration(outcome.latency),
+        skipped_events=outcome.record.skipped_events if outcome.record else 0,
+    )
+
+
+def certificate(issued: IssuedCertificate) -> pb.Certificate:
+    """The Certificate message of an issued certificate."""
+    record = issued.record
+    return pb.Certificate(
+        uvci=record.uvci,
+        kind=KIND[record.kind],
+        valid_from=timestamp(record.valid_from),
+        valid_until=timestamp(record.valid_until),
+        issued_at=timestamp(record.issued_at),
+        qr_payload=issued.qr_text,
+        qr_image=issued.image,
+        qr_media_type=issued.image_media_type,
+        key_id=issued.key_id,
+        basis=[basis_event(e) for e in issued.grant.basis],
+    )
+
+
+def issue_response(result: IssueResult) -> pb.IssueResponse:
+    """The IssueResponse of a use-case result."""
+    response = pb.IssueResponse(
+        sources=[source_report(s) for s in result.sources], degraded=result.degraded
+    )
+    if result.certificate is not None:
+        response.outcome = pb.OUTCOME_ISSUED
+        response.certificate.CopyFrom(certificate(result.certificate))
+    else:
+        assert result.denial is not None
+        text = denial_text(result.denial)
+        response.outcome = pb.OUTCOME_DENIED
+        response.denial.CopyFrom(
+            pb.Denial(reason=DENIAL_REASON[result.denial], message=text.message, hint=text.hint)
+        )
+    return response
+
+
+def trusted_key(cert: x509.Certificate, *, own: bool) -> pb.TrustedKey:
+    """A TrustedKey for a certificate: ES256 for EC keys, PS256 for RSA keys."""
+    public_key = cert.public_key()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        algorithm = pb.ALGORITHM_ES256
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        algorithm = pb.ALGORITHM_PS256
+    else:
+        algorithm = pb.ALGORITHM_UNSPECIFIED
+    return pb.TrustedKey(
+        key_id=base64.b64encode(kid_of(cert)).decode("ascii"),
+        algorithm=algorithm,
+        certificate=cert.public_bytes(Encoding.DER),
+        not_before=timestamp(cert.not_valid_before_utc),
+        not_after=timestamp(cert.not_valid_after_utc),
+        issuer=cert.subject.rfc4514_string(),
+        own=own,
+    )

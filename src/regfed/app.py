@@ -1,0 +1,198 @@
+"""The composition root: settings -> databases, pools, adapters, signer, store -> server.
+
+Everything is opened here, in order, and closed here, in reverse order. Nothing opens a
+pool or reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from regfed.api.servicer import CertificateServicer
+from regfed.config import ConfigError, Settings
+from regfed.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
+from regfed.federation.fanout import Federation
+from regfed.hcert.keys import generate_signing_key, load_signing_keys
+from regfed.hcert.signer import HcertSigner
+from regfed.issuance import IssueService, utc_now
+from regfed.registries.city import CityRegistry
+from regfed.registries.federal import FederalRegistry
+from regfed.store.certificates import CertificateStore
+from regfed.store.migrate import migrate
+from regfed.store.personkey import PersonKeyer
+from regfed.v1 import certificate_service_pb2 as pb
+from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CertificateService"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class Databases:
+    """Where the three databases are."""
+
+    store: str
+    city: str
+    federal: str
+    demo: bool  # the registries are the embedded demo ones
+
+
+async def open_databases(settings: Settings, stack: AsyncExitStack) -> Databases:
+    """The configured DSNs; any left unset is a database of the embedded PostgreSQL."""
+    store, city, federal = settings.store_dsn, settings.city_dsn, settings.federal_dsn
+    if store and city and federal:
+        return Databases(store, city, federal, demo=False)
+    embedded = EmbeddedPostgres(settings.home)
+    server_dsn = await asyncio.to_thread(embedded.start)
+    stack.callback(embedded.stop)
+    dsns = await embedded.ensure_databases(server_dsn, STORE_DB, CITY_DB, FEDERAL_DB)
+    return Databases(
+        store=store or dsns[STORE_DB],
+        city=city or dsns[CITY_DB],
+        federal=federal or dsns[FEDERAL_DB],
+        demo=city is None and federal is None,
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by its owner only, from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def load_person_keyer(settings: Settings) -> PersonKeyer:
+    """The HMAC secret that keys people; the development default creates one."""
+    path = settings.person_key_path
+    if not path.exists():
+        if settings.person_key_file is not None:
+            raise ConfigError(f"person_key_file: {path} does not exist")
+        log.info("creating a development person-key secret in %s", path)
+        _write_private(path, secrets.token_hex(32).encode("ascii"))
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"person_key_file: {path} must not be readable by group or others")
+    secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    return PersonKeyer(secret)
+
+
+def load_signer(settings: Settings, clock: Callable[[], datetime]) -> HcertSigner:
+    """The signing keys; the development default creates one when the folder is empty."""
+    folder = settings.signing_keys_dir
+    keys = load_signing_keys(folder) if folder.exists() else []
+    if not keys:
+        if settings.keys_dir is not None:
+            raise ConfigError(f"keys_dir: no signing key in {folder}")
+        log.info("creating a development signing key in %s", folder)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        now = clock()
+        generate_signing_key(folder, f"dev-{now:%Y%m%d}", now=now)
+        keys = load_signing_keys(folder)
+    return HcertSigner(keys, issuer_name=settings.issuer_name, clock=clock)
+
+
+async def _pool(dsn: str, size: int, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, **kwargs)
+    assert pool is not None
+    return pool
+
+
+class Application:
+    """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.port = 0
+        self.databases: Databases | None = None
+        self._stack = AsyncExitStack()
+        self._server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+
+    async def start(self, *, seed_demo: bool = True) -> None:
+        """Open everything in order and start serving."""
+        settings = self.settings
+        try:
+            self.databases = dbs = await open_databases(settings, self._stack)
+            if dbs.demo and seed_demo:
+                from regfed.demo.seed import seed_demo as seed
+
+                await seed(dbs.city, dbs.federal, self.clock())
+            store_pool = await _pool(dbs.store, settings.store_pool_size)
+            self._stack.push_async_callback(store_pool.close)
+            async with store_pool.acquire() as conn:
+                applied = await migrate(conn)
+            if applied:
+                log.info("store migrated: applied %s", applied)
+            # Registries are read-only to us: the session refuses writes, whatever a bug tries.
+            read_only = {"server_settings": {"default_transaction_read_only": "on"}}
+            city_pool = await _pool(dbs.city, settings.registry_pool_size, **read_only)
+            self._stack.push_async_callback(city_pool.close)
+            federal_pool = await _pool(dbs.federal, settings.registry_pool_size, **read_only)
+            self._stack.push_async_callback(federal_pool.close)
+
+            signer = load_signer(settings, self.clock)
+            vaccines = settings.policy.vaccines
+            federation = Federation(
+                [CityRegistry(city_pool, vaccines), FederalRegistry(federal_pool, vaccines)],
+                timeout=settings.registry_timeout,
+            )
+            issuance = IssueService(
+                federation=federation,
+                policy=settings.policy,
+                store=CertificateStore(store_pool),
+                signer=signer,
+                keyer=load_person_keyer(settings),
+                clock=self.clock,
+            )
+            servicer = CertificateServicer(issuance, signer.trusted_certificates, self.clock)
+            await self._serve(servicer)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _serve(self, servicer: CertificateServicer) -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise ConfigError(f"listen: cannot bind {self.settings.listen}")
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving regfed.v1 on %s", self.settings.listen)
+
+    async def wait(self) -> None:
+        """Until the server stops."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def stop(self) -> None:
+        """Stop accepting calls, let in-flight ones finish, then close in reverse order."""
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.grace)
+            self._server = None
+        await self._stack.aclose()

@@ -1,0 +1,195 @@
+"""The ``regfed`` command: serve, db migrate, demo seed, keys, issue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from regfed.cli_client import issue
+from regfed.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    try:
+        return load_settings(ctx.obj["config"], **flags)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML config file (else REGFED_CONFIG).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """regfed: signed COVID-19 certificates from the city and federal registries."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    ctx.obj = {"config": config}
+
+
+def _dsn_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for name, help_text in (
+        ("federal-dsn", "Federal registry (REGFED_FEDERAL_DSN)."),
+        ("city-dsn", "City registry (REGFED_CITY_DSN)."),
+        ("store-dsn", "The service's own database (REGFED_STORE_DSN)."),
+    ):
+        func = click.option(f"--{name}", help=help_text + " Unset: embedded PostgreSQL.")(func)
+    return func
+
+
+TRY_IT = """
+regfed is serving on {listen} (Ctrl-C stops it and the embedded database).
+
+Try it:
+  .venv/bin/regfed issue --last-name Белова --first-name Мария --birth-date 1985-04-12 \\
+      --snils "146-287-359 90" --qr-out belova.png
+  grpcurl -plaintext -d '{{"person": {{"last_name": "Белова", "first_name": "Мария",
+      "birth_date": "1985-04-12", "snils": "14628735990"}}}}' \\
+      {listen} regfed.v1.CertificateService/Issue
+  grpcurl -plaintext {listen} grpc.health.v1.Health/Check
+The README lists every demo person and what each gets.
+"""
+
+
+@main.command()
+@click.option("--listen", help="host:port to serve on (REGFED_LISTEN).")
+@_dsn_options
+@click.option("--keys-dir", type=click.Path(path_type=Path), help="Signing keys (REGFED_KEYS_DIR).")
+@click.option(
+    "--trust-dir", type=click.Path(path_type=Path), help="Partner certificates (REGFED_TRUST_DIR)."
+)
+@click.option("--no-seed", is_flag=True, help="Do not (re)seed the embedded demo registries.")
+@click.pass_context
+def serve(ctx: click.Context, /, no_seed: bool, **flags: Any) -> None:
+    """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
+    settings = _settings(ctx, **flags)
+    _run(_serve(settings, seed=not no_seed))
+
+
+async def _serve(settings: Settings, *, seed: bool) -> None:
+    from regfed.app import Application
+
+    app = Application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start(seed_demo=seed)
+    if app.databases is not None and app.databases.demo:
+        click.echo(TRY_IT.format(listen=settings.listen), err=True)
+    try:
+        await stop.wait()
+    finally:
+        logging.getLogger(__name__).info("shutting down")
+        await app.stop()
+
+
+@main.group()
+def db() -> None:
+    """The service's own database."""
+
+
+@db.command("migrate")
+@click.option("--store-dsn", help="The service's database (REGFED_STORE_DSN). Unset: embedded.")
+@click.pass_context
+def db_migrate(ctx: click.Context, store_dsn: str | None) -> None:
+    """Apply pending schema migrations."""
+    settings = _settings(ctx, store_dsn=store_dsn)
+
+    async def run() -> list[int]:
+        import asyncpg
+
+        from regfed.app import open_databases
+        from regfed.store.migrate import migrate
+
+        async with contextlib.AsyncExitStack() as stack:
+            dsn = settings.store_dsn or (await open_databases(settings, stack)).store
+            conn = await asyncpg.connect(dsn)
+            try:
+                return await migrate(conn)
+            finally:
+                await conn.close()
+
+    applied = _run(run())
+    click.echo(f"applied migrations: {applied}" if applied else "the store is up to date")
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--city-dsn", help="City registry to fill. Unset: embedded.")
+@click.option("--federal-dsn", help="Federal registry to fill. Unset: embedded.")
+@click.pass_context
+def demo_seed(ctx: click.Context, city_dsn: str | None, federal_dsn: str | None) -> None:
+    """(Re)fill the registries with the demo people, dated relative to today."""
+    settings = _settings(ctx, city_dsn=city_dsn, federal_dsn=federal_dsn)
+
+    async def run() -> None:
+        from regfed.app import open_databases
+        from regfed.demo.seed import seed_demo
+        from regfed.issuance import utc_now
+
+        async with contextlib.AsyncExitStack() as stack:
+            city, federal = settings.city_dsn, settings.federal_dsn
+            if city is None or federal is None:
+                dbs = await open_databases(settings, stack)
+                city, federal = dbs.city, dbs.federal
+            await seed_demo(city, federal, utc_now())
+
+    _run(run())
+    click.echo("demo people seeded")
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("generate")
+@click.option("--keys-dir", type=click.Path(path_type=Path), help="Where (REGFED_KEYS_DIR).")
+@click.option("--name", help="File name stem (default: key-<date>).")
+@click.option("--valid-days", default=730, show_default=True, type=click.IntRange(1, 3650))
+@click.pass_context
+def keys_generate(
+    ctx: click.Context, keys_dir: Path | None, name: str | None, valid_days: int
+) -> None:
+    """Create an EC P-256 signing key and its self-signed certificate."""
+    from regfed.hcert.keys import generate_signing_key
+    from regfed.issuance import utc_now
+
+    settings = _settings(ctx, keys_dir=keys_dir)
+    folder = settings.signing_keys_dir
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = utc_now()
+    key = generate_signing_key(
+        folder, name or f"key-{now:%Y%m%d-%H%M%S}", valid_days=valid_days, now=now
+    )
+    click.echo(f"created {key.name} in {folder}")
+
+
+main.add_command(issue)

@@ -1,0 +1,126 @@
+"""Client commands of ``regfed``: they call a running server over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from regfed import qr
+from regfed.v1 import certificate_service_pb2 as pb
+from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+IMAGE_SUFFIXES = {".png": pb.QR_FORMAT_PNG, ".svg": pb.QR_FORMAT_SVG}
+
+
+def _name(enum_type: Any, value: int, prefix: str) -> str:
+    """An enum value's name without its prefix, e.g. VACCINATION."""
+    return str(enum_type.Name(value)).removeprefix(prefix)
+
+
+def _when(ts: timestamp_pb2.Timestamp) -> str:
+    return ts.ToDatetime().strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_issue(response: pb.IssueResponse) -> str:
+    """The outcome of an Issue call, in words."""
+    lines: list[str] = []
+    if response.outcome == pb.OUTCOME_ISSUED:
+        cert = response.certificate
+        lines += [
+            f"ISSUED: {_name(pb.CertificateKind, cert.kind, 'CERTIFICATE_KIND_')} certificate",
+            f"  UVCI:        {cert.uvci}",
+            f"  valid:       {_when(cert.valid_from)} .. {_when(cert.valid_until)}",
+            f"  key id:      {cert.key_id}",
+        ]
+        for event in cert.basis:
+            source = _name(pb.Registry, event.source, "REGISTRY_")
+            lines.append(
+                f"  basis:       {event.description} ({source}, {_when(event.occurred_at)})"
+            )
+    else:
+        denial = response.denial
+        lines += [
+            f"DENIED: {_name(pb.DenialReason, denial.reason, 'DENIAL_REASON_')}",
+            f"  message:     {denial.message}",
+            f"  hint:        {denial.hint}",
+        ]
+    for report in response.sources:
+        registry = _name(pb.Registry, report.registry, "REGISTRY_")
+        status = _name(pb.SourceStatus, report.status, "SOURCE_STATUS_")
+        millis = report.latency.ToNanoseconds() / 1e6
+        skipped = f", {report.skipped_events} events skipped" if report.skipped_events else ""
+        lines.append(f"  source:      {registry} {status} in {millis:.1f} ms{skipped}")
+    if response.degraded:
+        lines.append("  DEGRADED: a registry did not answer; the answer rests on the other")
+    return "\n".join(lines)
+
+
+def describe_error(error: grpc.aio.AioRpcError) -> str:
+    """A gRPC error in words, with its field violations."""
+    lines = [f"error: {error.code().name}: {error.details()}"]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Server host:port.")
+@click.option("--last-name", required=True)
+@click.option("--first-name", required=True)
+@click.option("--middle-name", default="")
+@click.option("--birth-date", required=True, help="YYYY-MM-DD")
+@click.option("--snils", default="")
+@click.option("--oms-policy", default="")
+@click.option("--passport", default="")
+@click.option(
+    "--qr-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the QR image here (.png or .svg).",
+)
+@click.option("--no-qr", is_flag=True, help="Do not draw the QR code in the terminal.")
+@click.option("--timeout", default=10.0, show_default=True, help="Deadline, seconds.")
+def issue(
+    target: str,
+    qr_out: Path | None,
+    no_qr: bool,
+    timeout: float,
+    **person: str,
+) -> None:
+    """Ask the server for a certificate and print the outcome."""
+    qr_format = pb.QR_FORMAT_UNSPECIFIED
+    if qr_out is not None:
+        if qr_out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise click.BadParameter("must end in .png or .svg", param_hint="--qr-out")
+        qr_format = IMAGE_SUFFIXES[qr_out.suffix.lower()]
+    request = pb.IssueRequest(person=pb.Person(**person), qr_format=qr_format)
+
+    async def call() -> pb.IssueResponse:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
+            return await stub.Issue(request, timeout=timeout)
+
+    try:
+        response = asyncio.run(call())
+    except grpc.aio.AioRpcError as error:
+        raise click.ClickException(describe_error(error)) from None
+    click.echo(describe_issue(response))
+    if response.outcome != pb.OUTCOME_ISSUED:
+        return
+    click.echo(f"\n{response.certificate.qr_payload}\n")
+    if not no_qr:
+        click.echo(qr.render_terminal(response.certificate.qr_payload))
+    if qr_out is not None:
+        qr_out.write_bytes(response.certificate.qr_image)
+        click.echo(f"QR image written to {qr_out}")

@@ -1,0 +1,56 @@
+"""The embedded PostgreSQL (pgserver) for development, the demo and tests.
+
+It lives under ``<home>/pgdata`` (git-ignored), listens on a Unix socket only, and holds
+three databases: the service's own and the two demo registries.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from regfed.pgdsn import with_database
+
+log = logging.getLogger(__name__)
+
+STORE_DB = "regfed"
+CITY_DB = "regfed_city"
+FEDERAL_DB = "regfed_federal"
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server under ``home``, started on ``start`` and stopped on ``stop``."""
+
+    def __init__(self, home: Path) -> None:
+        self._pgdata = (home / "pgdata").resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server; returns the DSN of its ``postgres`` database."""
+        import pgserver  # imported here: production never starts an embedded server
+
+        self._pgdata.mkdir(parents=True, exist_ok=True)
+        log.info("starting embedded PostgreSQL in %s", self._pgdata)
+        self._server = pgserver.get_server(self._pgdata, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server if this process started it (other users keep it running)."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    async def ensure_databases(self, server_dsn: str, *names: str) -> dict[str, str]:
+        """Create any of ``names`` that does not exist; their DSNs by name."""
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            for name in names:
+                if name not in existing:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return {name: with_database(server_dsn, name) for name in names}

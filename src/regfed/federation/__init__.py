@@ -1,0 +1,1 @@
+"""Fan-out to the registries: deadlines, merge, fallback, source reports."""

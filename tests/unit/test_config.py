@@ -1,0 +1,81 @@
+"""Settings: defaults, file < environment < flags, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regfed.config import ConfigError, load_settings
+from regfed.domain.model import Confirmation
+
+
+def test_defaults_are_the_development_setup() -> None:
+    """With nothing set, regfed listens on loopback and embeds its databases."""
+    settings = load_settings(env={})
+    assert settings.listen == "127.0.0.1:50051"
+    assert settings.embedded
+    assert settings.signing_keys_dir == Path(".regfed/keys")
+    assert settings.policy.vaccination_valid_days == 365
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    """Each source overrides the one before it."""
+    config = tmp_path / "regfed.toml"
+    config.write_text('listen = "127.0.0.1:1"\nregistry_timeout = 0.5\nissuer_name = "file"\n')
+    settings = load_settings(
+        config,
+        env={"REGFED_LISTEN": "127.0.0.1:2", "REGFED_ISSUER_NAME": "env"},
+        issuer_name="flag",
+        store_dsn=None,
+    )
+    assert settings.listen == "127.0.0.1:2"
+    assert settings.registry_timeout == 0.5
+    assert settings.issuer_name == "flag"
+
+
+def test_all_three_dsns_set_means_nothing_embedded() -> None:
+    """Production: with every DSN set, no embedded database starts."""
+    env = {f"REGFED_{n}_DSN": "postgresql://db/x" for n in ("STORE", "CITY", "FEDERAL")}
+    assert not load_settings(env=env).embedded
+
+
+def test_policy_windows_and_vaccines_from_the_file(tmp_path: Path) -> None:
+    """The [policy] table sets windows, confirmations and the vaccine list."""
+    config = tmp_path / "regfed.toml"
+    config.write_text(
+        "[policy]\n"
+        "test_valid_hours = 48\n"
+        'recovery_confirmations = ["PCR", "ELISA"]\n'
+        '[policy.vaccines.NewVac]\nname = "New"\ndoses = 2\nrecognised = true\n'
+        'mp = "NewVac"\nma = "Maker"\n'
+    )
+    policy = load_settings(config, env={}).policy
+    assert policy.test_valid_hours == 48
+    assert policy.recovery_confirmations == {Confirmation.PCR, Confirmation.ELISA}
+    assert list(policy.vaccines) == ["NewVac"]
+    assert policy.vaccines["NewVac"].doses == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("registry_timeout = -1\n", "registry_timeout"),
+        ("store_pool_size = 0\n", "store_pool_size"),
+        ("no_such_setting = 1\n", "no_such_setting"),
+        ("[policy]\ntest_valid_hours = -3\n", "policy.test_valid_hours"),
+        ('[policy]\nrecovery_confirmations = ["XRAY"]\n', "policy.recovery_confirmations"),
+    ],
+)
+def test_invalid_settings_are_named(tmp_path: Path, content: str, named: str) -> None:
+    """A bad value is refused with the setting's name."""
+    config = tmp_path / "regfed.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=named):
+        load_settings(config, env={})
+
+
+def test_dsns_never_print() -> None:
+    """DSNs (which may hold passwords) are kept out of the settings' repr."""
+    settings = load_settings(env={"REGFED_STORE_DSN": "postgresql://u:hunter2@db/x"})
+    assert "hunter2" not in repr(settings)

@@ -1,0 +1,125 @@
+"""Fan-out to the registries: concurrency, deadlines, named outcomes. Fakes, not mocks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+
+from regfed.domain.model import PersonQuery, PersonRecord, Registry
+from regfed.federation.fanout import Federation, SourceStatus
+from regfed.registries.base import RegistryError
+
+QUERY = PersonQuery("Иванов", "Иван", "", date(1980, 3, 14), snils="11223344595")
+
+
+def record(registry: Registry) -> PersonRecord:
+    return PersonRecord(registry, "Иванов", "Иван", "", date(1980, 3, 14), snils="11223344595")
+
+
+@dataclass
+class FakeRegistry:
+    """A registry that answers after ``delay`` seconds with ``answer`` (or raises it)."""
+
+    registry: Registry
+    answer: PersonRecord | Exception | None
+    delay: float = 0.0
+
+    async def find(self, query: PersonQuery) -> PersonRecord | None:
+        await asyncio.sleep(self.delay)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_both_matched_merge_city_led() -> None:
+    """Both registries match: the merged record is the city's, and nothing is degraded."""
+    federation = Federation(
+        [
+            FakeRegistry(Registry.CITY, record(Registry.CITY)),
+            FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
+        ],
+        timeout=1.0,
+    )
+    lookup = await federation.lookup(QUERY)
+    assert [s.status for s in lookup.sources] == [SourceStatus.MATCHED, SourceStatus.MATCHED]
+    assert lookup.record is not None
+    assert lookup.record.registry is Registry.CITY
+    assert not lookup.degraded
+
+
+@dataclass
+class RendezvousRegistry:
+    """A registry that answers only once every registry has been asked."""
+
+    registry: Registry
+    barrier: asyncio.Barrier
+
+    async def find(self, query: PersonQuery) -> PersonRecord | None:
+        await self.barrier.wait()
+        return None
+
+
+async def test_registries_are_asked_concurrently() -> None:
+    """Both registries are in flight at once (asked one after the other, neither would answer)."""
+    barrier = asyncio.Barrier(2)
+    federation = Federation(
+        [RendezvousRegistry(Registry.CITY, barrier), RendezvousRegistry(Registry.FEDERAL, barrier)],
+        timeout=5.0,
+    )
+    lookup = await federation.lookup(QUERY)
+    assert [s.status for s in lookup.sources] == [SourceStatus.NOT_FOUND] * 2
+    assert lookup.record is None
+
+
+async def test_slow_registry_times_out_and_the_other_answers() -> None:
+    """A registry past its deadline is TIMED_OUT; the other's record stands, degraded."""
+    federation = Federation(
+        [
+            FakeRegistry(Registry.CITY, record(Registry.CITY), delay=5),
+            FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
+        ],
+        timeout=0.1,
+    )
+    lookup = await federation.lookup(QUERY)
+    assert lookup.sources[0].status is SourceStatus.TIMED_OUT
+    assert lookup.record is not None
+    assert lookup.record.registry is Registry.FEDERAL
+    assert lookup.degraded
+    assert not lookup.unanswered
+
+
+async def test_callers_deadline_bounds_each_registry() -> None:
+    """The caller's remaining time caps the registry timeout."""
+    federation = Federation([FakeRegistry(Registry.CITY, None, delay=30)], timeout=60)
+    lookup = await federation.lookup(QUERY, remaining=0.1)
+    assert lookup.sources[0].status is SourceStatus.TIMED_OUT
+    assert lookup.unanswered
+
+
+@pytest.mark.parametrize("error", [RegistryError("down"), RuntimeError("adapter bug")])
+async def test_failing_registry_is_reported_not_raised(error: Exception) -> None:
+    """Registry errors, and even adapter bugs, become FAILED outcomes."""
+    federation = Federation(
+        [
+            FakeRegistry(Registry.CITY, error),
+            FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
+        ],
+        timeout=1,
+    )
+    lookup = await federation.lookup(QUERY)
+    assert lookup.sources[0].status is SourceStatus.FAILED
+    assert lookup.sources[1].status is SourceStatus.MATCHED
+    assert lookup.degraded
+
+
+async def test_cancellation_propagates() -> None:
+    """Cancelling the caller cancels the lookup; it is not reported as a failure."""
+    federation = Federation([FakeRegistry(Registry.CITY, None, delay=5)], timeout=10)
+    task = asyncio.create_task(federation.lookup(QUERY))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -31,7 +31,7 @@ install: $(INSTALLED) $(GENERATED)  ## create the virtualenv, install regfed, ge
 proto: $(GENERATED)  ## regenerate the gRPC code from protos/
 
 run: install  ## serve the demo on 127.0.0.1:50051 (embedded PostgreSQL, demo people, dev key)
-	$(VENV)/bin/regfed dev
+	$(VENV)/bin/regfed serve
 
 test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
 	$(VENV)/bin/pytest -q

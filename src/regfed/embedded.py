@@ -7,6 +7,7 @@ three databases: the service's own and the two demo registries.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; returns the DSN of its ``postgres`` database."""
-        import pgserver  # imported here: production never starts an embedded server
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset (pgserver then uses /tmp): noise.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported here: production never starts an embedded server
 
         self._pgdata.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", self._pgdata)

@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
+LINT_PATHS := src tests $(wildcard bench)
 
 .PHONY: help install proto run test lint fmt bench clean
 
@@ -37,13 +38,13 @@ test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
 	$(VENV)/bin/pytest -q
 
 lint: install  ## ruff and mypy
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
 fmt: install  ## format the code
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 clean:  ## remove the virtualenv and generated code (keeps .regfed/: keys and the database)
 	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi .pytest_cache .mypy_cache .ruff_cache

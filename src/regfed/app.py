@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from regfed.api.auth import OperatorAuth
 from regfed.api.servicer import CertificateServicer
 from regfed.config import ConfigError, Settings
 from regfed.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
@@ -31,11 +29,13 @@ from regfed.hcert.signer import HcertSigner
 from regfed.issuance import IssueService, utc_now
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
+from regfed.secretfile import read_secret
 from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
 from regfed.store.personkey import PersonKeyer
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
+from regfed.verification import TrustSource, VerifyService
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +69,23 @@ async def open_databases(settings: Settings, stack: AsyncExitStack) -> Databases
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only, from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 def load_person_keyer(settings: Settings) -> PersonKeyer:
     """The HMAC secret that keys people; the development default creates one."""
-    path = settings.person_key_path
-    if not path.exists():
-        if settings.person_key_file is not None:
-            raise ConfigError(f"person_key_file: {path} does not exist")
-        log.info("creating a development person-key secret in %s", path)
-        _write_private(path, secrets.token_hex(32).encode("ascii"))
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(f"person_key_file: {path} must not be readable by group or others")
-    secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
-    return PersonKeyer(secret)
+    secret = read_secret(
+        settings.person_key_path,
+        setting="person_key_file",
+        create=settings.person_key_file is None,
+    )
+    return PersonKeyer(bytes.fromhex(secret))
+
+
+def load_operator_token(settings: Settings) -> str:
+    """The operators' bearer token; the development default creates one."""
+    return read_secret(
+        settings.operator_token_path,
+        setting="operator_token_file",
+        create=settings.operator_token_file is None,
+    )
 
 
 def load_signer(settings: Settings, clock: Callable[[], datetime]) -> HcertSigner:
@@ -127,6 +124,10 @@ class Application:
     async def start(self, *, seed_demo: bool = True) -> None:
         """Open everything in order and start serving."""
         settings = self.settings
+        # Secrets first: a missing or unreadable key stops the start before anything opens.
+        signer = load_signer(settings, self.clock)
+        keyer = load_person_keyer(settings)
+        operator = OperatorAuth(load_operator_token(settings))
         try:
             self.databases = dbs = await open_databases(settings, self._stack)
             if dbs.demo and seed_demo:
@@ -146,21 +147,34 @@ class Application:
             federal_pool = await _pool(dbs.federal, settings.registry_pool_size, **read_only)
             self._stack.push_async_callback(federal_pool.close)
 
-            signer = load_signer(settings, self.clock)
             vaccines = settings.policy.vaccines
             federation = Federation(
                 [CityRegistry(city_pool, vaccines), FederalRegistry(federal_pool, vaccines)],
                 timeout=settings.registry_timeout,
             )
+            store = CertificateStore(store_pool)
             issuance = IssueService(
                 federation=federation,
                 policy=settings.policy,
-                store=CertificateStore(store_pool),
+                store=store,
                 signer=signer,
-                keyer=load_person_keyer(settings),
+                keyer=keyer,
                 clock=self.clock,
             )
-            servicer = CertificateServicer(issuance, signer.trusted_certificates, self.clock)
+            trust = TrustSource(signer.trusted_certificates, settings.partner_trust_dir)
+            servicer = CertificateServicer(
+                issuance=issuance,
+                verification=VerifyService(
+                    trust,
+                    store,
+                    clock=self.clock,
+                    clock_skew=timedelta(seconds=settings.clock_skew),
+                ),
+                trust=trust,
+                store=store,
+                operator=operator,
+                clock=self.clock,
+            )
             await self._serve(servicer)
         except BaseException:
             await self._stack.aclose()

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 import click
 
-from regfed.cli_client import issue
+from regfed.cli_client import issue, revoke_call, verify
 from regfed.config import ConfigError, Settings, load_settings
+from regfed.secretfile import read_secret
 
 T = TypeVar("T")
 
@@ -84,8 +85,13 @@ The README lists every demo person and what each gets.
 @click.pass_context
 def serve(ctx: click.Context, /, no_seed: bool, **flags: Any) -> None:
     """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
+    from regfed.hcert.keys import KeyFileError
+
     settings = _settings(ctx, **flags)
-    _run(_serve(settings, seed=not no_seed))
+    try:
+        _run(_serve(settings, seed=not no_seed))
+    except (ConfigError, KeyFileError) as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
 
 
 async def _serve(settings: Settings, *, seed: bool) -> None:
@@ -192,4 +198,89 @@ def keys_generate(
     click.echo(f"created {key.name} in {folder}")
 
 
+@keys.command("list")
+@click.option("--keys-dir", type=click.Path(path_type=Path), help="Where (REGFED_KEYS_DIR).")
+@click.pass_context
+def keys_list(ctx: click.Context, keys_dir: Path | None) -> None:
+    """Show each signing key: kid, validity, and which one signs new certificates."""
+    from regfed.hcert.keys import KeyFileError, load_signing_keys, select_signer
+    from regfed.hcert.signer import key_id_b64
+    from regfed.issuance import utc_now
+
+    folder = _settings(ctx, keys_dir=keys_dir).signing_keys_dir
+    try:
+        found = load_signing_keys(folder) if folder.exists() else []
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not found:
+        raise click.ClickException(f"no signing keys in {folder}")
+    now = utc_now()
+    try:
+        signing = select_signer(found, now).kid
+    except KeyFileError:
+        signing = b""
+    for key in sorted(found, key=lambda k: k.not_before):
+        state = "signs" if key.kid == signing else ("valid" if key.valid_at(now) else "expired")
+        click.echo(
+            f"{key_id_b64(key.kid)}  {key.not_before:%Y-%m-%d} .. {key.not_after:%Y-%m-%d}"
+            f"  {state:8} {key.name}"
+        )
+
+
+@main.group()
+def trust() -> None:
+    """Partner issuers' certificates."""
+
+
+@trust.command("add")
+@click.argument("pem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust-dir", type=click.Path(path_type=Path), help="Where (REGFED_TRUST_DIR).")
+@click.pass_context
+def trust_add(ctx: click.Context, pem: Path, trust_dir: Path | None) -> None:
+    """Trust the certificate(s) in PEM: a running server picks them up at once."""
+    from regfed.hcert.trust import TrustError, add_to_trust_dir
+
+    folder = _settings(ctx, trust_dir=trust_dir).partner_trust_dir
+    try:
+        added = add_to_trust_dir(folder, pem.read_bytes(), source=pem.name)
+    except (TrustError, OSError) as exc:
+        raise click.ClickException(f"{pem}: {exc}") from None
+    for key in added:
+        click.echo(f"trusted {key.subject or '(no readable subject)'} as {key.algorithm}")
+
+
+@trust.command("list")
+@click.option("--trust-dir", type=click.Path(path_type=Path), help="Where (REGFED_TRUST_DIR).")
+@click.pass_context
+def trust_list(ctx: click.Context, trust_dir: Path | None) -> None:
+    """Show the partner certificates in the trust folder, and any file that is not usable."""
+    from regfed.hcert.signer import key_id_b64
+    from regfed.hcert.trust import load_trust_dir
+
+    loaded = load_trust_dir(_settings(ctx, trust_dir=trust_dir).partner_trust_dir)
+    for key in loaded.keys:
+        click.echo(f"{key_id_b64(key.kid)}  {key.algorithm}  {key.subject}  ({key.source})")
+    for problem in loaded.problems:
+        click.echo(f"skipped: {problem}", err=True)
+
+
+@main.command()
+@click.argument("uvci")
+@click.option("--reason", required=True, help="Why, for the record.")
+@click.option("--target", default="127.0.0.1:50051", show_default=True, help="Server host:port.")
+@click.option("--timeout", default=10.0, show_default=True, help="Deadline, seconds.")
+@click.pass_context
+def revoke(ctx: click.Context, uvci: str, reason: str, target: str, timeout: float) -> None:
+    """Revoke a certificate (uses the operator token, REGFED_OPERATOR_TOKEN_FILE)."""
+    settings = _settings(ctx)
+    try:
+        token = read_secret(
+            settings.operator_token_path, setting="operator_token_file", create=False
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(revoke_call(target, token, uvci, reason, timeout))
+
+
 main.add_command(issue)
+main.add_command(verify)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,87 @@ def issue(
     if qr_out is not None:
         qr_out.write_bytes(response.certificate.qr_image)
         click.echo(f"QR image written to {qr_out}")
+
+
+def describe_verify(response: pb.VerifyResponse) -> str:
+    """A Verify verdict, in words."""
+    verdict = _name(pb.Verdict, response.verdict, "VERDICT_")
+    lines = [f"{verdict}" + (f": {response.detail}" if response.detail else "")]
+    if response.uvci:
+        lines += [
+            f"  holder:      {response.holder_name} (born {response.holder_birth_date})",
+            f"  kind:        {_name(pb.CertificateKind, response.kind, 'CERTIFICATE_KIND_')}",
+            f"  UVCI:        {response.uvci}",
+            f"  issuer:      {response.issuer}, key id {response.key_id}",
+            f"  valid:       {_when(response.valid_from)} .. {_when(response.valid_until)}",
+        ]
+    lines.append(f"  checked at:  {_when(response.verified_at)}")
+    return "\n".join(lines)
+
+
+def read_qr_image(path: Path) -> str:
+    """The text of the QR code in an image file (PNG, JPEG, ...)."""
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            results = zxingcpp.read_barcodes(image)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--image") from None
+    if not results:
+        raise click.BadParameter(f"no QR code found in {path}", param_hint="--image")
+    return str(results[0].text)
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option(
+    "--image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the code from a QR image instead.",
+)
+@click.option("--at", "at", type=click.DateTime(), help="Verify as of this UTC instant.")
+@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Server host:port.")
+@click.option("--timeout", default=10.0, show_default=True, help="Deadline, seconds.")
+def verify(
+    text: str | None, image: Path | None, at: datetime | None, target: str, timeout: float
+) -> None:
+    """Verify an HC1: code (the text, or --image) and print the verdict."""
+    if (text is None) == (image is None):
+        raise click.UsageError("give the HC1: text or --image, one of them")
+    payload = read_qr_image(image) if image is not None else str(text)
+    request = pb.VerifyRequest(qr_payload=payload)
+    if at is not None:
+        request.at.FromDatetime(at.replace(tzinfo=UTC))
+
+    async def call() -> pb.VerifyResponse:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
+            return await stub.Verify(request, timeout=timeout)
+
+    try:
+        response = asyncio.run(call())
+    except grpc.aio.AioRpcError as error:
+        raise click.ClickException(describe_error(error)) from None
+    click.echo(describe_verify(response))
+    if response.verdict != pb.VERDICT_VALID:
+        sys.exit(1)
+
+
+def revoke_call(target: str, token: str, uvci: str, reason: str, timeout: float) -> str:
+    """Revoke ``uvci`` on the server at ``target``; the revocation time, in words."""
+    request = pb.RevokeRequest(uvci=uvci, reason=reason)
+
+    async def call() -> pb.RevokeResponse:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
+            return await stub.Revoke(
+                request, timeout=timeout, metadata=(("authorization", f"Bearer {token}"),)
+            )
+
+    try:
+        response = asyncio.run(call())
+    except grpc.aio.AioRpcError as error:
+        raise click.ClickException(describe_error(error)) from None
+    return f"REVOKED {response.uvci} at {_when(response.revoked_at)}"

@@ -35,9 +35,11 @@ class Settings:
     keys_dir: Path | None = None  # default: <home>/keys
     trust_dir: Path | None = None
     person_key_file: Path | None = None  # HMAC secret keying people; default: <home>/person.key
+    operator_token_file: Path | None = None  # the operators' bearer token; <home>/operator.token
     issuer_name: str = "Moscow Department of Health"
     issuer_country: str = "RU"
     registry_timeout: float = 2.0  # seconds, each registry, inside the caller's deadline
+    clock_skew: float = 300.0  # seconds a verifier tolerates around a code's iat and exp
     registry_pool_size: int = 4
     store_pool_size: int = 4
     grace: float = 5.0  # seconds in-flight calls get on shutdown
@@ -54,6 +56,18 @@ class Settings:
         return self.keys_dir if self.keys_dir is not None else self.home / "keys"
 
     @property
+    def partner_trust_dir(self) -> Path:
+        """Where partner issuers' certificates live."""
+        return self.trust_dir if self.trust_dir is not None else self.home / "trust"
+
+    @property
+    def operator_token_path(self) -> Path:
+        """Where the operators' bearer token lives."""
+        if self.operator_token_file is not None:
+            return self.operator_token_file
+        return self.home / "operator.token"
+
+    @property
     def person_key_path(self) -> Path:
         """Where the secret that keys people lives."""
         return (
@@ -62,8 +76,8 @@ class Settings:
 
 
 _SCALARS = frozenset(f.name for f in fields(Settings) if f.name != "policy")
-_PATHS = {"home", "keys_dir", "trust_dir", "person_key_file"}
-_FLOATS = {"registry_timeout", "grace"}
+_PATHS = {"home", "keys_dir", "trust_dir", "person_key_file", "operator_token_file"}
+_FLOATS = {"registry_timeout", "grace", "clock_skew"}
 _INTS = {"registry_pool_size", "store_pool_size"}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from regfed.app import Application
-from regfed.config import Settings
 from regfed.demo.people import DEMO_PEOPLE, DemoPerson
-from regfed.demo.schema import registry_ddl
-from regfed.demo.seed import seed_demo
-from regfed.hcert.keys import generate_signing_key
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from tests.conftest import CreateDatabase
 from tests.hc1_reference import decode_and_verify
+from tests.integration.harness import channel_to, demo_settings, person_message, running
 
 pytestmark = pytest.mark.postgres
 
@@ -36,35 +32,15 @@ async def app(
     create_database: CreateDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Application]:
     """A running regfed on 127.0.0.1 (any free port) over fresh databases."""
-    home = tmp_path_factory.mktemp("regfed-home")
-    keys = home / "keys"
-    keys.mkdir(mode=0o700)
-    generate_signing_key(keys, "test-signer")
-    city = await create_database(registry_ddl("city"))
-    federal = await create_database(registry_ddl("federal"))
-    store = await create_database()
-    await seed_demo(city, federal, datetime.now(UTC))
-    settings = Settings(
-        listen="127.0.0.1:0",
-        store_dsn=store,
-        city_dsn=city,
-        federal_dsn=federal,
-        home=home,
-        keys_dir=keys,
-        grace=0.5,
-    )
-    application = Application(settings)
-    await application.start()
-    try:
+    settings = await demo_settings(create_database, tmp_path_factory.mktemp("regfed-home"))
+    async with running(settings) as application:
         yield application
-    finally:
-        await application.stop()
 
 
 @pytest.fixture(scope="module")
 async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
     """A channel to the running server."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as chan:
+    async with channel_to(app) as chan:
         yield chan
 
 
@@ -72,18 +48,6 @@ async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
 def stub(channel: grpc.aio.Channel) -> pb_grpc.CertificateServiceAsyncStub:
     """A CertificateService client."""
     return pb_grpc.CertificateServiceStub(channel)
-
-
-def person_message(person: DemoPerson) -> pb.Person:
-    return pb.Person(
-        last_name=person.last_name,
-        first_name=person.first_name,
-        middle_name=person.middle_name,
-        birth_date=person.birth_date.isoformat(),
-        snils=person.snils or "",
-        oms_policy=person.oms_policy or "",
-        passport=person.passport or "",
-    )
 
 
 def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from regfed.domain.denials import denial_text
@@ -23,7 +20,8 @@ from regfed.domain.model import (
     moscow_midnight,
 )
 from regfed.federation.fanout import SourceOutcome, SourceStatus
-from regfed.hcert.keys import kid_of
+from regfed.hcert.trust import TrustedKey
+from regfed.hcert.verify import Verdict, Verification
 from regfed.issuance import IssuedCertificate, IssueResult
 from regfed.v1 import certificate_service_pb2 as pb
 
@@ -134,21 +132,54 @@ def issue_response(result: IssueResult) -> pb.IssueResponse:
     return response
 
 
-def trusted_key(cert: x509.Certificate, *, own: bool) -> pb.TrustedKey:
-    """A TrustedKey for a certificate: ES256 for EC keys, PS256 for RSA keys."""
-    public_key = cert.public_key()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        algorithm = pb.ALGORITHM_ES256
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        algorithm = pb.ALGORITHM_PS256
-    else:
-        algorithm = pb.ALGORITHM_UNSPECIFIED
-    return pb.TrustedKey(
-        key_id=base64.b64encode(kid_of(cert)).decode("ascii"),
-        algorithm=algorithm,
-        certificate=cert.public_bytes(Encoding.DER),
-        not_before=timestamp(cert.not_valid_before_utc),
-        not_after=timestamp(cert.not_valid_after_utc),
-        issuer=cert.subject.rfc4514_string(),
-        own=own,
+ALGORITHM = {"ES256": pb.ALGORITHM_ES256, "PS256": pb.ALGORITHM_PS256}
+VERDICT = {
+    Verdict.VALID: pb.VERDICT_VALID,
+    Verdict.EXPIRED: pb.VERDICT_EXPIRED,
+    Verdict.NOT_YET_VALID: pb.VERDICT_NOT_YET_VALID,
+    Verdict.REVOKED: pb.VERDICT_REVOKED,
+    Verdict.SIGNATURE_INVALID: pb.VERDICT_SIGNATURE_INVALID,
+    Verdict.UNKNOWN_KEY: pb.VERDICT_UNKNOWN_KEY,
+    Verdict.MALFORMED: pb.VERDICT_MALFORMED,
+}
+
+
+def _b64(kid: bytes) -> str:
+    return base64.b64encode(kid).decode("ascii")
+
+
+def trusted_key(key: TrustedKey) -> pb.TrustedKey:
+    """A trust-list entry."""
+    entry = pb.TrustedKey(
+        key_id=_b64(key.kid),
+        algorithm=ALGORITHM.get(key.algorithm, pb.ALGORITHM_UNSPECIFIED),
+        certificate=key.der,
+        issuer=key.subject,
+        own=key.own,
     )
+    if key.not_before is not None:
+        entry.not_before.CopyFrom(timestamp(key.not_before))
+    if key.not_after is not None:
+        entry.not_after.CopyFrom(timestamp(key.not_after))
+    return entry
+
+
+def verify_response(result: Verification, instant: datetime) -> pb.VerifyResponse:
+    """A VerifyResponse; the holder's data only when the signature held."""
+    response = pb.VerifyResponse(
+        verdict=VERDICT[result.verdict],
+        detail=result.detail,
+        holder_name=result.holder_name or "",
+        holder_birth_date=result.holder_birth_date or "",
+        uvci=result.uvci or "",
+        issuer=result.issuer or "",
+        key_id=_b64(result.kid) if result.kid else "",
+        verified_at=timestamp(instant),
+    )
+    if result.kind is not None:
+        response.kind = KIND[result.kind]
+    if result.issued_at is not None:
+        response.valid_from.CopyFrom(timestamp(result.issued_at))
+    if result.expires_at is not None:
+        response.valid_until.CopyFrom(timestamp(result.expires_at))
+    return response

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from cryptography import x509
 
 from regfed.api import convert
+from regfed.api.auth import OperatorAuth
 from regfed.api.errors import rpc_boundary
-from regfed.api.validation import FieldViolation, InvalidRequest, person_query
+from regfed.api.validation import (
+    FieldViolation,
+    InvalidRequest,
+    person_query,
+    revocation,
+    verify_payload,
+)
 from regfed.domain.model import moscow_date
 from regfed.issuance import ImageFormat, IssueService
+from regfed.store.certificates import CertificateStore
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
+from regfed.verification import TrustSource, VerifyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -31,12 +39,19 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
 
     def __init__(
         self,
+        *,
         issuance: IssueService,
-        own_certificates: Callable[[], Sequence[x509.Certificate]],
+        verification: VerifyService,
+        trust: TrustSource,
+        store: CertificateStore,
+        operator: OperatorAuth,
         clock: Callable[[], datetime],
     ) -> None:
         self._issuance = issuance
-        self._own_certificates = own_certificates
+        self._verification = verification
+        self._trust = trust
+        self._store = store
+        self._operator = operator
         self._clock = clock
 
     @rpc_boundary
@@ -50,21 +65,35 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         return convert.issue_response(result)
 
     @rpc_boundary
+    async def Verify(self, request: pb.VerifyRequest, context: Context) -> pb.VerifyResponse:  # noqa: N802
+        """Give any scanned text a verdict."""
+        text = verify_payload(request.qr_payload)
+        at = request.at.ToDatetime(tzinfo=UTC) if request.HasField("at") else None
+        result, instant = await self._verification.verify(text, at)
+        return convert.verify_response(result, instant)
+
+    @rpc_boundary
     async def GetTrustList(  # noqa: N802
         self, request: pb.GetTrustListRequest, context: Context
     ) -> pb.GetTrustListResponse:
-        """Every public key a verifier needs."""
+        """Every public key a verifier needs, and the hashes of our revoked UVCIs."""
+        now = self._clock()
         return pb.GetTrustListResponse(
-            keys=[convert.trusted_key(c, own=True) for c in self._own_certificates()]
+            keys=[convert.trusted_key(k) for k in self._trust.current().keys],
+            revoked_uvci_hashes=await self._store.revoked_uvci_hashes(now),
+            generated_at=convert.timestamp(now),
         )
 
-    async def Verify(self, request: pb.VerifyRequest, context: Context) -> pb.VerifyResponse:  # noqa: N802
-        """Not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Verify is not served yet")
-
+    @rpc_boundary
     async def Revoke(self, request: pb.RevokeRequest, context: Context) -> pb.RevokeResponse:  # noqa: N802
-        """Not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Revoke is not served yet")
+        """Revoke a certificate (operators only)."""
+        await self._operator.require(context)
+        uvci, reason = revocation(request.uvci, request.reason)
+        record = await self._store.revoke(uvci, reason, self._clock())
+        if record is None or record.revoked_at is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no certificate with this UVCI")
+            raise AssertionError("abort returned")  # pragma: no cover
+        return pb.RevokeResponse(uvci=record.uvci, revoked_at=convert.timestamp(record.revoked_at))
 
     async def SubmitApplication(  # noqa: N802
         self, request: pb.SubmitApplicationRequest, context: Context

@@ -90,3 +90,37 @@ def person_query(person: pb.Person, today: date, field: str = "person") -> Perso
         oms_policy=oms_policy,
         passport=passport,
     )
+
+
+MAX_QR_PAYLOAD = 8 * 1024  # bytes; real codes are well under 2 KiB
+MAX_REASON_LENGTH = 500
+UVCI_PREFIX = "URN:UVCI:"
+
+
+def verify_payload(text: str) -> str:
+    """The scanned text to verify: anything non-empty up to MAX_QR_PAYLOAD bytes."""
+    if not text:
+        raise InvalidRequest([FieldViolation("qr_payload", "must not be empty")])
+    if len(text.encode("utf-8")) > MAX_QR_PAYLOAD:
+        raise InvalidRequest(
+            [FieldViolation("qr_payload", f"must be at most {MAX_QR_PAYLOAD} bytes")]
+        )
+    return text
+
+
+def revocation(uvci: str, reason: str) -> tuple[str, str]:
+    """A UVCI and a reason to revoke it for, or InvalidRequest naming what is wrong."""
+    violations: list[FieldViolation] = []
+    uvci = uvci.strip()
+    if not uvci.startswith(UVCI_PREFIX) or len(uvci) > 80:
+        violations.append(FieldViolation("uvci", f"must start with {UVCI_PREFIX} (at most 80)"))
+    reason = " ".join(reason.split())
+    if not reason:
+        violations.append(FieldViolation("reason", "must not be empty"))
+    elif len(reason) > MAX_REASON_LENGTH:
+        violations.append(
+            FieldViolation("reason", f"must be at most {MAX_REASON_LENGTH} characters")
+        )
+    if violations:
+        raise InvalidRequest(violations)
+    return uvci, reason

@@ -72,6 +72,14 @@ RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, is
           key_id, sources, degraded, revoked_at, revocation_reason
 """
 
+# The first 16 bytes of SHA-256 over the UVCI's UTF-8 text: what offline verifiers look up.
+_REVOKED_HASHES: Final = """
+SELECT substring(sha256(convert_to(uvci, 'UTF8')) FROM 1 FOR 16) AS hash
+  FROM certificates
+ WHERE revoked_at IS NOT NULL AND valid_until > $1
+ ORDER BY 1
+"""
+
 _COUNT_DENIAL: Final = """
 INSERT INTO denials (reason, day, count) VALUES ($1, $2, 1)
 ON CONFLICT (reason, day) DO UPDATE SET count = denials.count + 1
@@ -233,6 +241,13 @@ class CertificateStore:
         with _translated("revoke"):
             row = await self._pool.fetchrow(_REVOKE, uvci, at, reason)
         return None if row is None else _from_row(row)
+
+    async def revoked_uvci_hashes(self, now: datetime) -> list[bytes]:
+        """Truncated SHA-256 hashes of the UVCIs revoked and not yet expired at ``now``."""
+        _require_aware("now", now)
+        with _translated("revoked_uvci_hashes"):
+            rows = await self._pool.fetch(_REVOKED_HASHES, now)
+        return [bytes(row["hash"]) for row in rows]
 
     async def count_denial(self, reason: DenialReason, day: date) -> None:
         """Add one denial for ``reason`` on ``day`` (a Moscow date)."""

@@ -1,0 +1,373 @@
+"""The trust list: every public key a code may be verified with, ours and partners'.
+
+A trusted key is an X.509 certificate (a Document Signer Certificate in HCERT terms) as
+the operator provisioned it: our own signing certificates, and partner issuers'
+certificates imported as PEM files into ``REGFED_TRUST_DIR``. Its kid is the first 8
+bytes of SHA-256 over the certificate's DER, exactly as the signer computes it.
+
+Two lessons of the deployed systems shape this module:
+
+- Kids are 8 bytes, so they collide across issuers (by accident, or by a forger who
+  grinds certificates until one does): a kid names a *set* of keys, and every key in it
+  is tried. Nothing is keyed by kid alone.
+- Partner certificates are not always well-formed X.509: deployed issuers published
+  certificates whose extensions strict parsers refuse. A verifier that drops those keys
+  rejects valid codes of a whole country, so an unreadable extension makes the key
+  unrestricted, and an unparsable certificate is read for its public key alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from regfed.domain.model import CertificateKind
+
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+ES256 = "ES256"
+PS256 = "PS256"
+MIN_RSA_BITS = 2048  # SOG-IS / the HCERT spec: RSA below 2048 bits is not acceptable
+
+# HCERT spec, section 5.1.1 ("Extended key usage"): a Document Signer Certificate
+# carrying any of these may sign only the kinds they name; one carrying none of them
+# may sign every kind.
+EKU_TEST = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.1")
+EKU_VACCINATION = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.2")
+EKU_RECOVERY = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.3")
+_EKU_KINDS = {
+    EKU_TEST: CertificateKind.TEST,
+    EKU_VACCINATION: CertificateKind.VACCINATION,
+    EKU_RECOVERY: CertificateKind.RECOVERY,
+}
+
+TRUST_FILE_PATTERNS = ("*.pem", "*.crt")
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+class TrustError(ValueError):
+    """A certificate cannot serve as a trusted key. Messages never quote file content."""
+
+
+def kid_of_der(der: bytes) -> bytes:
+    """The HCERT kid: the first 8 bytes of SHA-256 over the certificate DER."""
+    return hashlib.sha256(der).digest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """One trusted signing certificate, reduced to what a verifier needs."""
+
+    kid: bytes
+    # Key objects are not meant to be compared; the DER identifies the key exactly.
+    public_key: PublicKey = field(compare=False)
+    algorithm: str
+    der: bytes
+    not_before: datetime | None
+    not_after: datetime | None
+    subject: str
+    own: bool
+    allowed_kinds: frozenset[CertificateKind] | None  # None: may sign every kind
+    source: str = ""
+
+    def __repr__(self) -> str:
+        # Short on purpose: trust lists end up in logs, and a DER dump helps nobody there.
+        kinds = "any" if self.allowed_kinds is None else sorted(k.value for k in self.allowed_kinds)
+        return (
+            f"TrustedKey(kid={self.kid.hex()}, {self.algorithm}, subject={self.subject!r}, "
+            f"own={self.own}, kinds={kinds}, source={self.source!r})"
+        )
+
+    def may_sign(self, kind: CertificateKind) -> bool:
+        """Whether this key's extended key usage allows it to sign ``kind``."""
+        return self.allowed_kinds is None or kind in self.allowed_kinds
+
+
+# --- a minimal DER walker, for certificates the X.509 parser refuses ---------------------
+
+
+def _tlv(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at ``offset``."""
+    if offset + 2 > len(data):
+        raise TrustError("certificate DER is truncated")
+    tag, first = data[offset], data[offset + 1]
+    if tag & 0x1F == 0x1F:
+        raise TrustError("certificate DER uses a multi-byte tag")  # never in X.509 paths
+    start = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or start + count > len(data):
+            raise TrustError("certificate DER has an invalid length")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    end = start + length
+    if end > len(data):
+        raise TrustError("certificate DER is truncated")
+    return tag, start, end
+
+
+def _spki_of(der: bytes) -> bytes:
+    """The SubjectPublicKeyInfo of a certificate, read without an X.509 parser.
+
+    RFC 5280, section 4.1: Certificate = SEQUENCE { tbsCertificate, ... }, and
+    tbsCertificate = SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+    validity, subject, subjectPublicKeyInfo, ... }.
+    """
+    sequence = 0x30
+    tag, cert_start, _ = _tlv(der, 0)
+    if tag != sequence:
+        raise TrustError("not a DER certificate")
+    tag, offset, tbs_end = _tlv(der, cert_start)
+    if tag != sequence:
+        raise TrustError("certificate has no tbsCertificate")
+    tag, _, end = _tlv(der, offset)
+    if tag == 0xA0:  # explicit [0] version
+        offset = end
+    for _ in range(5):  # serialNumber, signature, issuer, validity, subject
+        _, _, offset = _tlv(der, offset)
+    tag, _, end = _tlv(der, offset)
+    if tag != sequence or end > tbs_end:
+        raise TrustError("certificate has no subjectPublicKeyInfo where RFC 5280 puts it")
+    return der[offset:end]
+
+
+# --- building trusted keys -----------------------------------------------------------------
+
+
+def _checked_key(key: object) -> tuple[PublicKey, str]:
+    """The key and its COSE algorithm, or ``TrustError`` for a key HCERT does not allow."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise TrustError(
+                f"EC key on curve {key.curve.name}: only P-256 (ES256) keys are accepted"
+            )
+        return key, ES256
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise TrustError(
+                f"RSA key of {key.key_size} bits: at least {MIN_RSA_BITS} bits are required"
+            )
+        return key, PS256
+    raise TrustError(f"{type(key).__name__}: only EC P-256 and RSA keys are accepted")
+
+
+def _allowed_kinds(certificate: x509.Certificate) -> frozenset[CertificateKind] | None:
+    """The kinds the certificate's EKU allows, or None when it may sign every kind."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError:
+        # A strict parser refused some extension: deployed partner certificates do this,
+        # and their codes must still verify. Unrestricted is the HCERT reading of "no EKU".
+        return None
+    kinds = frozenset(_EKU_KINDS[oid] for oid in usage if oid in _EKU_KINDS)
+    return kinds or None
+
+
+def trusted_key_from_der(der: bytes, *, own: bool, source: str = "") -> TrustedKey:
+    """A trusted key from a certificate's DER; ``TrustError`` when it cannot be one.
+
+    Falls back to reading only the public key when the X.509 parser refuses the
+    certificate: validity is then None, the subject "", and the key unrestricted.
+    """
+    der = bytes(der)
+    certificate: x509.Certificate | None
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        raw_key: object = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        certificate = None
+        try:
+            raw_key = serialization.load_der_public_key(_spki_of(der))
+        except (ValueError, UnsupportedAlgorithm) as error:
+            if isinstance(error, TrustError):
+                raise
+            raise TrustError("certificate holds no readable public key") from None
+    public_key, algorithm = _checked_key(raw_key)
+    not_before = not_after = None
+    subject = ""
+    allowed: frozenset[CertificateKind] | None = None
+    if certificate is not None:
+        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        try:
+            subject = certificate.subject.rfc4514_string()
+        except ValueError:
+            subject = ""
+        allowed = _allowed_kinds(certificate)
+    return TrustedKey(
+        kid=kid_of_der(der),
+        public_key=public_key,
+        algorithm=algorithm,
+        der=der,
+        not_before=not_before,
+        not_after=not_after,
+        subject=subject,
+        own=own,
+        allowed_kinds=allowed,
+        source=source,
+    )
+
+
+def trusted_key_from_certificate(
+    certificate: x509.Certificate, *, own: bool, source: str = ""
+) -> TrustedKey:
+    """A trusted key from a parsed certificate (e.g. one of our signing certificates)."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return trusted_key_from_der(der, own=own, source=source)
+
+
+def load_pem_bundle(data: bytes, *, own: bool, source: str) -> list[TrustedKey]:
+    """Every certificate of a PEM file (one or many ``CERTIFICATE`` blocks).
+
+    All or nothing: one bad certificate makes the whole file a ``TrustError`` naming
+    its position, since a half-imported bundle would fail in ways nobody sees.
+    PEM blocks are cut out here rather than by cryptography's bundle loader, which would
+    refuse a bundle holding one certificate its X.509 parser cannot read.
+    """
+    blocks = _PEM_CERTIFICATE.findall(data)
+    if not blocks:
+        raise TrustError("no PEM CERTIFICATE block found")
+    keys: list[TrustedKey] = []
+    for number, block in enumerate(blocks, start=1):
+        try:
+            der = base64.b64decode(b"".join(block.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise TrustError(f"certificate {number}: invalid base64 in the PEM block") from None
+        try:
+            keys.append(trusted_key_from_der(der, own=own, source=source))
+        except TrustError as error:
+            raise TrustError(f"certificate {number}: {error}") from None
+    return keys
+
+
+def _load_file_data(data: bytes, *, source: str) -> list[TrustedKey]:
+    """A partner's certificate file: a PEM bundle, or else one DER certificate."""
+    if b"-----BEGIN" not in data:
+        return [trusted_key_from_der(data, own=False, source=source)]
+    return load_pem_bundle(data, own=False, source=source)
+
+
+def _pem(der: bytes) -> bytes:
+    """A certificate in PEM (RFC 7468): base64 in lines of 64 characters."""
+    text = base64.b64encode(der)
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return b"\n".join([b"-----BEGIN CERTIFICATE-----", *lines, b"-----END CERTIFICATE-----", b""])
+
+
+def _file_name(source: str) -> str:
+    """A safe ``.pem`` name in the trust folder for a file called ``source``."""
+    stem = Path(source).name.removesuffix(".pem").removesuffix(".crt")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "partner"
+    return f"{stem}.pem"
+
+
+def add_to_trust_dir(folder: Path, data: bytes, *, source: str) -> list[TrustedKey]:
+    """Check the certificate(s) in ``data`` and write them to ``folder`` as ``SOURCE.pem``.
+
+    Only the certificates are written (re-armoured from their DER), so nothing else in
+    the operator's file, such as a private key pasted by mistake, lands in the folder.
+    The file appears by rename: a running server's loader never sees it half-written,
+    and the folder's mtime tells it to reload. Raises ``TrustError`` for unusable data
+    or when another file of that name exists (adding the same content again is a no-op),
+    and ``OSError`` when the folder cannot be written.
+    """
+    keys = _load_file_data(data, source=source)
+    pem = b"".join(_pem(key.der) for key in keys)
+    name = _file_name(source)
+    target = folder / name
+    keys = [replace(key, source=name) for key in keys]
+    folder.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        if target.read_bytes() == pem:
+            return keys
+        raise TrustError(f"{name} already exists in the trust folder with other content")
+    temporary = folder / f".{name}.{os.getpid()}.tmp"  # matches neither *.pem nor *.crt
+    try:
+        temporary.write_bytes(pem)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class TrustLoad:
+    """What ``load_trust_dir`` found: usable keys, and one line per file it skipped."""
+
+    keys: list[TrustedKey]
+    problems: list[str]
+
+
+def load_trust_dir(folder: Path) -> TrustLoad:
+    """Every ``*.pem`` / ``*.crt`` file of ``folder``, in name order; never raises.
+
+    A bad file is reported (its name and what is wrong) and skipped: one partner's
+    broken certificate must not stop the service, or the other partners' codes.
+    A file without PEM armour is read as a single DER certificate.
+    """
+    if not folder.is_dir():
+        return TrustLoad([], [f"{folder}: trust folder does not exist or is not a folder"])
+    paths = sorted({p for pattern in TRUST_FILE_PATTERNS for p in folder.glob(pattern)})
+    keys: list[TrustedKey] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            keys.extend(_load_file_data(path.read_bytes(), source=path.name))
+        except OSError as error:
+            problems.append(f"{path.name}: cannot be read ({error.strerror or 'I/O error'})")
+        except TrustError as error:
+            problems.append(f"{path.name}: {error}")
+    return TrustLoad(keys, problems)
+
+
+class TrustList:
+    """The keys a code may be verified with, looked up by kid.
+
+    The same certificate twice (same DER) counts once, marked ``own`` if either copy was.
+    """
+
+    def __init__(self, keys: Iterable[TrustedKey]) -> None:
+        unique: dict[bytes, TrustedKey] = {}
+        for key in keys:
+            seen = unique.get(key.der)
+            if seen is None or (key.own and not seen.own):
+                unique[key.der] = key
+        # Own keys first: among colliding kids, our own key is the likeliest signer.
+        self._keys = tuple(sorted(unique.values(), key=lambda key: not key.own))
+        by_kid: dict[bytes, list[TrustedKey]] = {}
+        for key in self._keys:
+            by_kid.setdefault(key.kid, []).append(key)
+        self._by_kid = {kid: tuple(keys) for kid, keys in by_kid.items()}
+
+    def __repr__(self) -> str:
+        own = sum(key.own for key in self._keys)
+        return f"TrustList({len(self._keys)} keys, {own} own)"
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def keys(self) -> tuple[TrustedKey, ...]:
+        """Every trusted key, own keys first."""
+        return self._keys
+
+    def by_kid(self, kid: bytes) -> tuple[TrustedKey, ...]:
+        """Every key with ``kid`` (kids collide across issuers), own keys first."""
+        return self._by_kid.get(kid, ())

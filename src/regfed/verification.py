@@ -1,0 +1,106 @@
+"""The Verify use case and the trust it rests on.
+
+The strict decoding and signature rules live in ``hcert.verify`` (a pure function); this
+module adds what needs the outside world: our own keys and the partners' certificates
+(reloaded when the trust folder changes, so ``regfed trust add`` takes effect without a
+restart) and revocation, which only the store knows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from regfed.hcert.trust import TrustedKey, TrustList, load_trust_dir, trusted_key_from_der
+from regfed.hcert.verify import Verdict, Verification, verify_hc1
+from regfed.store.certificates import CertificateStore
+
+log = logging.getLogger(__name__)
+
+# Verdicts for which the signature held, so the UVCI inside is ours to look up.
+_SIGNED = frozenset({Verdict.VALID, Verdict.EXPIRED, Verdict.NOT_YET_VALID})
+
+
+class TrustSource:
+    """Our own signing certificates plus the partners' from the trust folder."""
+
+    def __init__(
+        self, own: Callable[[], Sequence[x509.Certificate]], partner_dir: Path | None
+    ) -> None:
+        self._own = own
+        self._partner_dir = partner_dir
+        self._partner_stamp: int | None = None
+        self._partners: list[TrustedKey] = []
+        self._own_der: tuple[bytes, ...] = ()
+        self._list = TrustList(())
+
+    def _dir_stamp(self) -> int | None:
+        try:
+            return None if self._partner_dir is None else self._partner_dir.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def current(self) -> TrustList:
+        """The trust list now: rebuilt only when our keys or the partner folder changed.
+
+        ``trust add`` writes a new file by rename, which changes the folder's mtime: one
+        stat per call is the whole cost of noticing.
+        """
+        own_der = tuple(c.public_bytes(Encoding.DER) for c in self._own())
+        stamp = self._dir_stamp()
+        if stamp != self._partner_stamp and self._partner_dir is not None:
+            loaded = load_trust_dir(self._partner_dir)
+            for problem in loaded.problems:
+                log.warning("trust folder: %s", problem)
+            self._partners = loaded.keys
+            self._partner_stamp = stamp
+            self._own_der = ()  # force a rebuild
+        if own_der != self._own_der:
+            own = [trusted_key_from_der(der, own=True, source="keys") for der in own_der]
+            self._list = TrustList([*own, *self._partners])
+            self._own_der = own_der
+        return self._list
+
+
+class VerifyService:
+    """Verifies scanned codes: signature, validity, and our own revocations."""
+
+    def __init__(
+        self,
+        trust: TrustSource,
+        store: CertificateStore,
+        *,
+        clock: Callable[[], datetime],
+        clock_skew: timedelta,
+    ) -> None:
+        self._trust = trust
+        self._store = store
+        self._clock = clock
+        self._skew = clock_skew
+
+    async def verify(self, text: str, at: datetime | None = None) -> tuple[Verification, datetime]:
+        """The verdict for ``text`` as of ``at`` (default now), and the instant used."""
+        instant = at or self._clock()
+        result = verify_hc1(text, self._trust.current(), instant, clock_skew=self._skew)
+        if (
+            result.verdict in _SIGNED
+            and result.key is not None
+            and result.key.own
+            and result.uvci is not None
+        ):
+            record = await self._store.get(result.uvci)
+            # Revoked as of the instant asked about: an audit of an earlier day sees the
+            # certificate as it stood then.
+            if (
+                record is not None
+                and record.revoked_at is not None
+                and record.revoked_at <= instant
+            ):
+                result = replace(result, verdict=Verdict.REVOKED, detail="revoked by its issuer")
+        return result, instant

@@ -1,0 +1,73 @@
+"""A running regfed for API tests: fresh databases with the demo people, a signing key,
+the real composition root, a real grpc.aio server on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from regfed.app import Application
+from regfed.config import Settings
+from regfed.demo.people import DemoPerson
+from regfed.demo.schema import registry_ddl
+from regfed.demo.seed import seed_demo
+from regfed.hcert.keys import generate_signing_key
+from regfed.v1 import certificate_service_pb2 as pb
+from tests.conftest import CreateDatabase
+
+
+async def demo_settings(create_database: CreateDatabase, home: Path) -> Settings:
+    """Settings for a server over fresh, seeded databases, with a key in ``home/keys``."""
+    keys = home / "keys"
+    keys.mkdir(mode=0o700)
+    generate_signing_key(keys, "test-signer")
+    city = await create_database(registry_ddl("city"))
+    federal = await create_database(registry_ddl("federal"))
+    store = await create_database()
+    await seed_demo(city, federal, datetime.now(UTC))
+    return Settings(
+        listen="127.0.0.1:0",
+        store_dsn=store,
+        city_dsn=city,
+        federal_dsn=federal,
+        home=home,
+        keys_dir=keys,
+        grace=0.5,
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings, **changes: Any) -> AsyncIterator[Application]:
+    """The application started with ``settings`` (and ``changes``), stopped on exit."""
+    application = Application(replace(settings, **changes))
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+@asynccontextmanager
+async def channel_to(app: Application) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the running server."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as chan:
+        yield chan
+
+
+def person_message(person: DemoPerson) -> pb.Person:
+    """The Person message a portal would send for a demo person."""
+    return pb.Person(
+        last_name=person.last_name,
+        first_name=person.first_name,
+        middle_name=person.middle_name,
+        birth_date=person.birth_date.isoformat(),
+        snils=person.snils or "",
+        oms_policy=person.oms_policy or "",
+        passport=person.passport or "",
+    )

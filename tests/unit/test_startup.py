@@ -1,0 +1,75 @@
+"""The server refuses to start without usable secrets outside the development default.
+
+Secrets are loaded before any database opens, so these need no PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regfed.app import Application
+from regfed.config import ConfigError, Settings
+from regfed.hcert.keys import KeyFileError, generate_signing_key
+
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def production(tmp_path: Path, **changes: object) -> Settings:
+    keys = tmp_path / "keys"
+    keys.mkdir(exist_ok=True)
+    person_key = tmp_path / "person.key"
+    if not person_key.exists():
+        person_key.write_text("ab" * 32)
+        person_key.chmod(0o600)
+    token = tmp_path / "operator.token"
+    if not token.exists():
+        token.write_text("cd" * 32)
+        token.chmod(0o600)
+    values: dict[str, object] = {
+        "store_dsn": UNREACHABLE,
+        "city_dsn": UNREACHABLE,
+        "federal_dsn": UNREACHABLE,
+        "home": tmp_path,
+        "keys_dir": keys,
+        "person_key_file": person_key,
+        "operator_token_file": token,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def test_configured_keys_folder_without_a_key_refuses_to_start(tmp_path: Path) -> None:
+    """An explicitly configured, empty keys folder is an error, not a new dev key."""
+    with pytest.raises(ConfigError, match="keys_dir"):
+        await Application(production(tmp_path)).start()
+    assert not list((tmp_path / "keys").iterdir())
+
+
+async def test_group_readable_signing_key_refuses_to_start(tmp_path: Path) -> None:
+    """A private key others can read stops the start, naming the file."""
+    key = generate_signing_key(tmp_path / "keys", "loose")
+    (tmp_path / "keys" / f"{key.name}.key.pem").chmod(0o640)
+    with pytest.raises(KeyFileError, match="loose"):
+        await Application(production(tmp_path)).start()
+
+
+@pytest.mark.parametrize("setting", ["person_key_file", "operator_token_file"])
+async def test_configured_secret_file_missing_refuses_to_start(
+    tmp_path: Path, setting: str
+) -> None:
+    """A configured secret file that is not there is an error naming the setting."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    settings = production(tmp_path, **{setting: tmp_path / "absent"})
+    with pytest.raises(ConfigError, match=setting):
+        await Application(settings).start()
+
+
+async def test_world_readable_secret_refuses_to_start(tmp_path: Path) -> None:
+    """A person-key secret readable by others stops the start."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    settings = production(tmp_path)
+    (tmp_path / "person.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="person_key_file"):
+        await Application(settings).start()

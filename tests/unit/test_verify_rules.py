@@ -1,0 +1,241 @@
+"""verify_hc1's rules: COSE headers, keys and curves, EKU, CWT claims, and time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from regfed.domain.model import MOSCOW
+from regfed.hcert.trust import TrustedKey, TrustList
+from regfed.hcert.verify import Verdict, verify_hc1
+from tests.hc1_reference import (
+    Partner,
+    cwt_payload,
+    hc1_text,
+    new_partner,
+    partner_hcert,
+    sign1_bytes,
+)
+from tests.unit.verify_support import (
+    AT,
+    ES256,
+    EXP,
+    IAT,
+    NOW,
+    TEST_ONLY,
+    TRUST,
+    check,
+    partner_code,
+    trusted,
+)
+
+# --- the COSE headers -----------------------------------------------------------------------
+
+
+def test_alg_only_in_the_unprotected_header_is_signature_invalid() -> None:
+    """An alg outside the signed header does not count: SIGNATURE_INVALID, not unsigned."""
+    protected = cbor2.dumps({4: ES256.kid})
+    result = check(partner_code(ES256, protected=protected, unprotected={1: -7}), TRUST)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+    assert "unprotected" in result.detail
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {},  # no alg at all
+        {1: -35},  # ES384: not HCERT
+        {1: -8},  # EdDSA
+        {1: "ES256"},  # a text alg
+        {1: -7.0},  # a float that equals -7
+        {1: 2**64 + 1},  # a bignum
+        {True: -7},  # CBOR true is not label 1
+    ],
+)
+def test_absent_or_unknown_alg_is_signature_invalid(header: dict[Any, Any]) -> None:
+    """An absent or unknown algorithm is never read as 'no signature'."""
+    protected = cbor2.dumps({**header, 4: ES256.kid})
+    result = check(partner_code(ES256, protected=protected), TRUST)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+
+
+def test_kid_only_in_the_unprotected_header_verifies() -> None:
+    """HCERT allows the kid in the unprotected header when the protected one has none."""
+    protected = cbor2.dumps({1: -7})
+    code = partner_code(ES256, protected=protected, unprotected={4: ES256.kid})
+    assert check(code, TRUST).verdict is Verdict.VALID
+
+
+def test_protected_kid_wins_over_the_unprotected_one() -> None:
+    """A kid in the unprotected header cannot redirect to another key."""
+    protected = cbor2.dumps({1: -7, 4: b"\x01" * 8})
+    code = partner_code(ES256, protected=protected, unprotected={4: ES256.kid})
+    assert check(code, TRUST).verdict is Verdict.UNKNOWN_KEY
+
+
+def test_missing_or_odd_kid() -> None:
+    """No kid is UNKNOWN_KEY; a kid that is not a byte string is MALFORMED."""
+    no_kid = partner_code(ES256, protected=cbor2.dumps({1: -7}))
+    assert check(no_kid, TRUST).verdict is Verdict.UNKNOWN_KEY
+    text_kid = partner_code(ES256, protected=cbor2.dumps({1: -7, 4: "kid"}))
+    assert check(text_kid, TRUST).verdict is Verdict.MALFORMED
+
+
+def test_duplicate_header_label_is_malformed() -> None:
+    """A protected header naming alg twice is refused: readers could disagree on it."""
+    protected = b"\xa3\x01\x26\x01\x38\x24\x04\x48" + ES256.kid  # {1: -7, 1: -37, 4: kid}
+    assert check(partner_code(ES256, protected=protected), TRUST).verdict is Verdict.MALFORMED
+
+
+# --- keys: curves, lengths, collisions, EKU ---------------------------------------------------
+
+
+def imposter_key(partner: Partner, kid: bytes) -> TrustedKey:
+    """A TRUST entry holding ``partner``'s (non-P-256) key under a forced ``kid``."""
+    return TrustedKey(
+        kid=kid,
+        public_key=partner.private_key.public_key(),
+        algorithm="ES256",
+        der=partner.der,
+        not_before=None,
+        not_after=None,
+        subject="imposter",
+        own=False,
+        allowed_kinds=None,
+        source="forced",
+    )
+
+
+def test_right_kid_on_the_wrong_curve_never_verifies() -> None:
+    """A P-384 key placed under a P-256 key's kid never verifies an ES256 code."""
+    p384 = new_partner("ES256", curve=ec.SECP384R1())
+    imposter = imposter_key(p384, ES256.kid)
+    code = p384.code(cwt_payload(partner_hcert(), iat=IAT, exp=EXP), protected=ES256.protected())
+    assert check(code, TrustList([imposter])).verdict is Verdict.SIGNATURE_INVALID
+    both = TrustList([imposter, trusted(ES256)])
+    assert check(code, both).verdict is Verdict.SIGNATURE_INVALID
+    # The genuine key under the same kid still verifies its own codes: every key is tried.
+    assert check(partner_code(ES256), both).verdict is Verdict.VALID
+
+
+def test_colliding_kid_tries_every_key() -> None:
+    """Two P-256 keys sharing a kid: a code by either one verifies, with its own key."""
+    other = new_partner("ES256", name="Colliding issuer")
+    collider = TrustList([trusted(ES256), imposter_key(other, ES256.kid)])
+    code = other.code(cwt_payload(partner_hcert(), iat=IAT, exp=EXP), protected=ES256.protected())
+    result = check(code, collider)
+    assert result.verdict is Verdict.VALID
+    assert result.key is not None
+    assert result.key.subject == "imposter"
+
+
+def test_ecdsa_signature_of_the_wrong_length_is_signature_invalid() -> None:
+    """ES256 takes exactly 64 bytes r || s; a DER signature or a cut one is refused."""
+    payload = cwt_payload(partner_hcert(), iat=IAT, exp=EXP)
+    protected = ES256.protected()
+    signature = ES256.sign(protected, payload)
+    for bad in (signature[:-1], signature + b"\x00", b"", b"\x30" + signature):
+        text = hc1_text(sign1_bytes(protected, {}, payload, bad))
+        assert check(text, TRUST).verdict is Verdict.SIGNATURE_INVALID
+
+
+def test_algorithm_must_match_the_key() -> None:
+    """A code claiming PS256 under an EC key's kid is SIGNATURE_INVALID."""
+    code = partner_code(ES256, protected=ES256.protected(alg=-37))
+    result = check(code, TRUST)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+    assert "PS256" in result.detail
+
+
+def test_eku_restricts_what_a_key_may_sign() -> None:
+    """A test-only certificate signs test codes (VALID) but not vaccinations."""
+    assert check(partner_code(TEST_ONLY, "t"), TRUST).verdict is Verdict.VALID
+    result = check(partner_code(TEST_ONLY, "v"), TRUST)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+    assert "may not sign vaccination" in result.detail
+    assert result.holder_name is None
+
+
+# --- the claims -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "words"),
+    [
+        ({4: EXP, 6: IAT, -260: {1: partner_hcert()}}, "issuer"),
+        ({1: "XX", 4: "soon", 6: IAT, -260: {1: partner_hcert()}}, "expiry"),
+        ({1: "XX", 4: EXP, 6: float("nan"), -260: {1: partner_hcert()}}, "issued at"),
+        ({1: "XX", 4: 10**30, 6: IAT, -260: {1: partner_hcert()}}, "out of range"),
+        ({1: "XX", 4: EXP, 6: IAT}, "-260"),
+        (
+            {1: "XX", 4: EXP, 6: IAT, -260: {1: {**partner_hcert("v"), "t": []}}},
+            "exactly one",
+        ),
+        ({1: "XX", 4: EXP, 6: IAT, -260: {1: {"ver": "1.3.0", "dob": "1970"}}}, "exactly one"),
+        ([1, 2, 3], "not a map"),
+    ],
+)
+def test_malformed_claims_under_a_good_signature(claims: Any, words: str) -> None:
+    """Wrong or missing CWT claims are MALFORMED, saying which, with the key but no holder."""
+    result = check(ES256.code(cbor2.dumps(claims)), TRUST)
+    assert result.verdict is Verdict.MALFORMED
+    assert words in result.detail
+    assert result.kid == ES256.kid
+    assert result.uvci is None
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def test_expired_and_not_yet_valid() -> None:
+    """Past exp is EXPIRED and before iat NOT_YET_VALID, both with the holder's fields."""
+    code = partner_code(ES256)
+    expired = check(code, TRUST, at=NOW + timedelta(days=60))
+    assert expired.verdict is Verdict.EXPIRED
+    assert expired.holder_name == "MUELLER LUEDENSCHEIDT JOERG"
+    assert expired.expires_at == datetime.fromtimestamp(EXP, UTC)
+    early = check(code, TRUST, at=NOW - timedelta(days=1))
+    assert early.verdict is Verdict.NOT_YET_VALID
+    assert early.uvci is not None
+
+
+@pytest.mark.parametrize("skew", [timedelta(0), timedelta(minutes=5), timedelta(hours=1)])
+def test_exact_boundaries_with_skew(skew: timedelta) -> None:
+    """Valid on [iat - skew, exp + skew): both edges exact to the microsecond."""
+    code = partner_code(ES256)
+    iat, exp = datetime.fromtimestamp(IAT, UTC), datetime.fromtimestamp(EXP, UTC)
+    tick = timedelta(microseconds=1)
+    expectations = {
+        iat - skew - tick: Verdict.NOT_YET_VALID,
+        iat - skew: Verdict.VALID,
+        exp + skew - tick: Verdict.VALID,
+        exp + skew: Verdict.EXPIRED,
+    }
+    for at, verdict in expectations.items():
+        assert check(code, TRUST, at=at, clock_skew=skew).verdict is verdict, at
+
+
+def test_default_skew_is_five_minutes() -> None:
+    """Without a clock_skew argument, five minutes either way are forgiven."""
+    code = partner_code(ES256)
+    exp = datetime.fromtimestamp(EXP, UTC)
+    assert check(code, TRUST, at=exp + timedelta(minutes=4)).verdict is Verdict.VALID
+    assert check(code, TRUST, at=exp + timedelta(minutes=5)).verdict is Verdict.EXPIRED
+
+
+def test_float_times_and_other_zones() -> None:
+    """Float iat/exp are read, and ``at`` may be in any zone."""
+    code = partner_code(ES256, iat=IAT + 0.5, exp=EXP + 0.5)
+    result = check(code, TRUST, at=AT.astimezone(MOSCOW))
+    assert result.verdict is Verdict.VALID
+    assert result.issued_at == datetime.fromtimestamp(IAT + 0.5, UTC)
+
+
+def test_naive_instant_is_a_caller_error() -> None:
+    """A naive ``at`` is a bug in the caller: ValueError, not a verdict."""
+    with pytest.raises(ValueError, match="aware"):
+        verify_hc1(partner_code(ES256), TRUST, datetime(2021, 7, 1))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import grpc
@@ -18,6 +19,10 @@ from regfed import qr
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:  # the async stub type exists for type checkers only
+    from regfed.v1.certificate_service_pb2_grpc import CertificateServiceAsyncStub as Stub
+
+T = TypeVar("T")
 DEFAULT_TARGET = "127.0.0.1:50051"
 IMAGE_SUFFIXES = {".png": pb.QR_FORMAT_PNG, ".svg": pb.QR_FORMAT_SVG}
 
@@ -77,6 +82,19 @@ def describe_error(error: grpc.aio.AioRpcError) -> str:
     return "\n".join(lines)
 
 
+def call_server(target: str, call: Callable[[Stub], Awaitable[T]]) -> T:
+    """Run one call against the server at ``target``; an RPC error becomes a CLI error."""
+
+    async def run() -> T:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return await call(pb_grpc.CertificateServiceStub(channel))
+
+    try:
+        return asyncio.run(run())
+    except grpc.aio.AioRpcError as error:
+        raise click.ClickException(describe_error(error)) from None
+
+
 @click.command()
 @click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Server host:port.")
 @click.option("--last-name", required=True)
@@ -107,16 +125,7 @@ def issue(
             raise click.BadParameter("must end in .png or .svg", param_hint="--qr-out")
         qr_format = IMAGE_SUFFIXES[qr_out.suffix.lower()]
     request = pb.IssueRequest(person=pb.Person(**person), qr_format=qr_format)
-
-    async def call() -> pb.IssueResponse:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
-            return await stub.Issue(request, timeout=timeout)
-
-    try:
-        response = asyncio.run(call())
-    except grpc.aio.AioRpcError as error:
-        raise click.ClickException(describe_error(error)) from None
+    response = call_server(target, lambda stub: stub.Issue(request, timeout=timeout))
     click.echo(describe_issue(response))
     if response.outcome != pb.OUTCOME_ISSUED:
         return
@@ -179,16 +188,7 @@ def verify(
     request = pb.VerifyRequest(qr_payload=payload)
     if at is not None:
         request.at.FromDatetime(at.replace(tzinfo=UTC))
-
-    async def call() -> pb.VerifyResponse:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
-            return await stub.Verify(request, timeout=timeout)
-
-    try:
-        response = asyncio.run(call())
-    except grpc.aio.AioRpcError as error:
-        raise click.ClickException(describe_error(error)) from None
+    response = call_server(target, lambda stub: stub.Verify(request, timeout=timeout))
     click.echo(describe_verify(response))
     if response.verdict != pb.VERDICT_VALID:
         sys.exit(1)
@@ -197,16 +197,8 @@ def verify(
 def revoke_call(target: str, token: str, uvci: str, reason: str, timeout: float) -> str:
     """Revoke ``uvci`` on the server at ``target``; the revocation time, in words."""
     request = pb.RevokeRequest(uvci=uvci, reason=reason)
-
-    async def call() -> pb.RevokeResponse:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub: pb_grpc.CertificateServiceAsyncStub = pb_grpc.CertificateServiceStub(channel)
-            return await stub.Revoke(
-                request, timeout=timeout, metadata=(("authorization", f"Bearer {token}"),)
-            )
-
-    try:
-        response = asyncio.run(call())
-    except grpc.aio.AioRpcError as error:
-        raise click.ClickException(describe_error(error)) from None
+    metadata = (("authorization", f"Bearer {token}"),)
+    response = call_server(
+        target, lambda stub: stub.Revoke(request, timeout=timeout, metadata=metadata)
+    )
     return f"REVOKED {response.uvci} at {_when(response.revoked_at)}"

@@ -33,6 +33,7 @@ from regfed.secretfile import read_secret
 from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
 from regfed.store.personkey import PersonKeyer
+from regfed.store.revocations import RevocationCache
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from regfed.verification import TrustSource, VerifyService
@@ -162,16 +163,20 @@ class Application:
                 clock=self.clock,
             )
             trust = TrustSource(signer.trusted_certificates, settings.partner_trust_dir)
+            revocations = RevocationCache(store, dbs.store)
+            await revocations.start()
+            self._stack.push_async_callback(revocations.stop)
             servicer = CertificateServicer(
                 issuance=issuance,
                 verification=VerifyService(
                     trust,
-                    store,
+                    revocations,
                     clock=self.clock,
                     clock_skew=timedelta(seconds=settings.clock_skew),
                 ),
                 trust=trust,
                 store=store,
+                revocations=revocations,
                 operator=operator,
                 clock=self.clock,
             )

@@ -3,7 +3,7 @@
 The strict decoding and signature rules live in ``hcert.verify`` (a pure function); this
 module adds what needs the outside world: our own keys and the partners' certificates
 (reloaded when the trust folder changes, so ``regfed trust add`` takes effect without a
-restart) and revocation, which only the store knows.
+restart) and our revocations (kept in memory, see ``store.revocations``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from regfed.hcert.trust import TrustedKey, TrustList, load_trust_dir, trusted_key_from_der
 from regfed.hcert.verify import Verdict, Verification, verify_hc1
-from regfed.store.certificates import CertificateStore
+from regfed.store.revocations import RevocationCache
 
 log = logging.getLogger(__name__)
 
@@ -74,33 +74,27 @@ class VerifyService:
     def __init__(
         self,
         trust: TrustSource,
-        store: CertificateStore,
+        revocations: RevocationCache,
         *,
         clock: Callable[[], datetime],
         clock_skew: timedelta,
     ) -> None:
         self._trust = trust
-        self._store = store
+        self._revocations = revocations
         self._clock = clock
         self._skew = clock_skew
 
-    async def verify(self, text: str, at: datetime | None = None) -> tuple[Verification, datetime]:
-        """The verdict for ``text`` as of ``at`` (default now), and the instant used."""
+    def verify(self, text: str, at: datetime | None = None) -> tuple[Verification, datetime]:
+        """The verdict for ``text`` as of ``at`` (default now), and the instant used.
+
+        CPU only: the trust list and the revocations are in memory.
+        """
         instant = at or self._clock()
         result = verify_hc1(text, self._trust.current(), instant, clock_skew=self._skew)
-        if (
-            result.verdict in _SIGNED
-            and result.key is not None
-            and result.key.own
-            and result.uvci is not None
-        ):
-            record = await self._store.get(result.uvci)
+        if result.verdict in _SIGNED and result.key is not None and result.key.own and result.uvci:
+            revoked_at = self._revocations.revoked_at(result.uvci)
             # Revoked as of the instant asked about: an audit of an earlier day sees the
             # certificate as it stood then.
-            if (
-                record is not None
-                and record.revoked_at is not None
-                and record.revoked_at <= instant
-            ):
+            if revoked_at is not None and revoked_at <= instant:
                 result = replace(result, verdict=Verdict.REVOKED, detail="revoked by its issuer")
         return result, instant

@@ -21,6 +21,7 @@ from regfed.api.validation import (
 from regfed.domain.model import moscow_date
 from regfed.issuance import ImageFormat, IssueService
 from regfed.store.certificates import CertificateStore
+from regfed.store.revocations import RevocationCache
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from regfed.verification import TrustSource, VerifyService
@@ -44,6 +45,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         verification: VerifyService,
         trust: TrustSource,
         store: CertificateStore,
+        revocations: RevocationCache,
         operator: OperatorAuth,
         clock: Callable[[], datetime],
     ) -> None:
@@ -51,6 +53,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         self._verification = verification
         self._trust = trust
         self._store = store
+        self._revocations = revocations
         self._operator = operator
         self._clock = clock
 
@@ -69,7 +72,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         """Give any scanned text a verdict."""
         text = verify_payload(request.qr_payload)
         at = request.at.ToDatetime(tzinfo=UTC) if request.HasField("at") else None
-        result, instant = await self._verification.verify(text, at)
+        result, instant = self._verification.verify(text, at)
         return convert.verify_response(result, instant)
 
     @rpc_boundary
@@ -93,6 +96,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         if record is None or record.revoked_at is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no certificate with this UVCI")
             raise AssertionError("abort returned")  # pragma: no cover
+        self._revocations.note(record.uvci, record.revoked_at)
         return pb.RevokeResponse(uvci=record.uvci, revoked_at=convert.timestamp(record.revoked_at))
 
     async def SubmitApplication(  # noqa: N802

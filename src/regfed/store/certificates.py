@@ -19,6 +19,9 @@ from regfed.domain.model import CertificateKind, DenialReason, Registry
 
 _KEY_BYTES: Final = 32
 
+# The NOTIFY channel revocations are announced on.
+REVOCATIONS_CHANNEL: Final = "regfed_revocations"
+
 # How often record() retries when its insert lost to a row it cannot see (see record()).
 _RECORD_ATTEMPTS: Final = 5
 
@@ -62,14 +65,22 @@ SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issue
 
 # One statement, always touching the row: under concurrent revocations the UPDATE waits
 # for the other one and re-evaluates on the newest row version, so the first revocation's
-# time and reason are kept and RETURNING shows them.
+# time and reason are kept and RETURNING shows them. The NOTIFY (sent at commit) tells
+# every server process's revocation cache to reload.
 _REVOKE: Final = """
-UPDATE certificates
-   SET revoked_at = COALESCE(revoked_at, $2),
-       revocation_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revocation_reason END
- WHERE uvci = $1
-RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-          key_id, sources, degraded, revoked_at, revocation_reason
+WITH revoked AS (
+    UPDATE certificates
+       SET revoked_at = COALESCE(revoked_at, $2),
+           revocation_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revocation_reason END
+     WHERE uvci = $1
+    RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+              key_id, sources, degraded, revoked_at, revocation_reason
+)
+SELECT revoked.*, pg_notify($4, '') FROM revoked
+"""
+
+_REVOKED: Final = """
+SELECT uvci, revoked_at FROM certificates WHERE revoked_at IS NOT NULL
 """
 
 # The first 16 bytes of SHA-256 over the UVCI's UTF-8 text: what offline verifiers look up.
@@ -239,8 +250,14 @@ class CertificateStore:
         first one's time and reason. Returns the certificate, None if the UVCI is unknown."""
         _require_aware("at", at)
         with _translated("revoke"):
-            row = await self._pool.fetchrow(_REVOKE, uvci, at, reason)
+            row = await self._pool.fetchrow(_REVOKE, uvci, at, reason, REVOCATIONS_CHANNEL)
         return None if row is None else _from_row(row)
+
+    async def revoked(self) -> dict[str, datetime]:
+        """Every revoked certificate's UVCI and revocation time (revocations are rare)."""
+        with _translated("revoked"):
+            rows = await self._pool.fetch(_REVOKED)
+        return {row["uvci"]: row["revoked_at"] for row in rows}
 
     async def revoked_uvci_hashes(self, now: datetime) -> list[bytes]:
         """Truncated SHA-256 hashes of the UVCIs revoked and not yet expired at ``now``."""

@@ -79,7 +79,7 @@ async def test_without_notifications_the_periodic_reload_catches_up(
     database: tuple[str, asyncpg.Pool],
 ) -> None:
     """With the listening connection gone, the periodic reload still picks revocations up."""
-    dsn, pool = database
+    _, pool = database
     store = CertificateStore(pool)
     record = await store.record(candidate(person(), basis()))
     cache = RevocationCache(store, "postgresql://nobody@127.0.0.1:1/none", refresh=0.1)

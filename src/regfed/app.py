@@ -12,9 +12,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -27,6 +25,7 @@ from regfed.federation.fanout import Federation
 from regfed.hcert.keys import generate_signing_key, load_signing_keys
 from regfed.hcert.signer import HcertSigner
 from regfed.issuance import IssueService, utc_now
+from regfed.pgpool import create_pool
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
 from regfed.secretfile import read_secret
@@ -104,12 +103,6 @@ def load_signer(settings: Settings, clock: Callable[[], datetime]) -> HcertSigne
     return HcertSigner(keys, issuer_name=settings.issuer_name, clock=clock)
 
 
-async def _pool(dsn: str, size: int, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, **kwargs)
-    assert pool is not None
-    return pool
-
-
 class Application:
     """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
 
@@ -135,7 +128,7 @@ class Application:
                 from regfed.demo.seed import seed_demo as seed
 
                 await seed(dbs.city, dbs.federal, self.clock())
-            store_pool = await _pool(dbs.store, settings.store_pool_size)
+            store_pool = await create_pool(dbs.store, settings.store_pool_size)
             self._stack.push_async_callback(store_pool.close)
             async with store_pool.acquire() as conn:
                 applied = await migrate(conn)
@@ -143,9 +136,9 @@ class Application:
                 log.info("store migrated: applied %s", applied)
             # Registries are read-only to us: the session refuses writes, whatever a bug tries.
             read_only = {"server_settings": {"default_transaction_read_only": "on"}}
-            city_pool = await _pool(dbs.city, settings.registry_pool_size, **read_only)
+            city_pool = await create_pool(dbs.city, settings.registry_pool_size, **read_only)
             self._stack.push_async_callback(city_pool.close)
-            federal_pool = await _pool(dbs.federal, settings.registry_pool_size, **read_only)
+            federal_pool = await create_pool(dbs.federal, settings.registry_pool_size, **read_only)
             self._stack.push_async_callback(federal_pool.close)
 
             vaccines = settings.policy.vaccines

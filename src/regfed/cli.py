@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    # The default loop, not uvloop: grpc.aio drives its completion queue from a poller
+    # thread, and measured on the Issue path uvloop gained nothing (BENCHMARKS.md).
     return asyncio.run(coro)
 
 

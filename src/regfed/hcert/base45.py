@@ -9,22 +9,26 @@ decode to the same bytes.
 
 from __future__ import annotations
 
+import struct
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _VALUES = {char: value for value, char in enumerate(ALPHABET)}
 
 
+# A byte pair n = c + 45*d + 45²*e is written c, d, e: the first character from n % 45,
+# the other two together from n // 45 (at most 1456), looked up rather than computed.
+_HIGH = [ALPHABET[h % 45] + ALPHABET[h // 45] for h in range(65536 // 45 + 1)]
+
+
 def b45encode(data: bytes) -> str:
     """Encode bytes as base45: each two bytes become three characters, a last byte two."""
-    out: list[str] = []
-    for i in range(0, len(data) - 1, 2):
-        n = data[i] * 256 + data[i + 1]
-        n, c = divmod(n, 45)
-        e, d = divmod(n, 45)
-        out += (ALPHABET[c], ALPHABET[d], ALPHABET[e])
+    pairs = len(data) // 2
+    values = struct.unpack(f">{pairs}H", data[: 2 * pairs])
+    out = "".join([ALPHABET[n % 45] + _HIGH[n // 45] for n in values])
     if len(data) % 2:
         d, c = divmod(data[-1], 45)
-        out += (ALPHABET[c], ALPHABET[d])
-    return "".join(out)
+        out += ALPHABET[c] + ALPHABET[d]
+    return out
 
 
 def b45decode(text: str) -> bytes:

@@ -7,6 +7,7 @@ COSE signs. Value-set codes come from DESIGN.md and the registries' README ("Vac
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -43,8 +44,6 @@ HCERT_V1 = 1
 UVCI_PREFIX = "URN:UVCI:01:RU:"
 # Luhn mod N over the characters a UVCI may contain, in code point order.
 _UVCI_ALPHABET = "/0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_OPAQUE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_OPAQUE_LENGTH = 26  # 26 characters of 36: about 134 bits, no collision in any lifetime
 
 
 def _name(last_name: str, first_name: str) -> dict[str, str]:
@@ -212,7 +211,8 @@ def new_uvci() -> str:
     The opaque part comes from ``secrets``: it must not reveal or be derivable from who
     the holder is, and must not be guessable (a UVCI is what a revocation names).
     """
-    opaque = "".join(secrets.choice(_OPAQUE_ALPHABET) for _ in range(_OPAQUE_LENGTH))
+    # 16 random bytes in base32: 26 characters of A-Z2-7, 128 bits, drawn in one call.
+    opaque = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
     return f"{UVCI_PREFIX}{opaque}#{luhn_mod_n(opaque)}"
 
 

@@ -49,7 +49,7 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "verbose": verbose}
 
 
 def _dsn_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,16 +84,44 @@ The README lists every demo person and what each gets.
     "--trust-dir", type=click.Path(path_type=Path), help="Partner certificates (REGFED_TRUST_DIR)."
 )
 @click.option("--no-seed", is_flag=True, help="Do not (re)seed the embedded demo registries.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (SO_REUSEPORT).",
+)
 @click.pass_context
-def serve(ctx: click.Context, /, no_seed: bool, **flags: Any) -> None:
+def serve(ctx: click.Context, /, no_seed: bool, workers: int, **flags: Any) -> None:
     """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
     from regfed.hcert.keys import KeyFileError
 
     settings = _settings(ctx, **flags)
     try:
-        _run(_serve(settings, seed=not no_seed))
+        if workers == 1:
+            _run(_serve(settings, seed=not no_seed))
+            return
+        from regfed.workers import supervise
+
+        status = _run(
+            supervise(
+                settings,
+                workers,
+                seed=not no_seed,
+                config=ctx.obj["config"],
+                verbose=ctx.obj["verbose"],
+                on_ready=lambda: _announce(settings),
+            )
+        )
     except (ConfigError, KeyFileError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
+    sys.exit(status)
+
+
+def _announce(settings: Settings) -> None:
+    """Tell a developer running the demo what to try."""
+    if settings.embedded:
+        click.echo(TRY_IT.format(listen=settings.listen), err=True)
 
 
 async def _serve(settings: Settings, *, seed: bool) -> None:
@@ -105,8 +133,7 @@ async def _serve(settings: Settings, *, seed: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await app.start(seed_demo=seed)
-    if app.databases is not None and app.databases.demo:
-        click.echo(TRY_IT.format(listen=settings.listen), err=True)
+    _announce(settings)
     try:
         await stop.wait()
     finally:

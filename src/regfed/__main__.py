@@ -1,0 +1,5 @@
+"""``python -m regfed``: the same as the ``regfed`` command."""
+
+from regfed.cli import main
+
+main()

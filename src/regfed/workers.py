@@ -1,0 +1,109 @@
+"""``regfed serve --workers N``: several server processes on one port (SO_REUSEPORT).
+
+One Python process serves on one core. The supervisor does once what workers must not
+race on — creating development secrets, starting and seeding the embedded PostgreSQL,
+migrating the store — then starts N ``regfed serve`` processes that share the listening
+port (the kernel spreads connections across them), and stops them all on SIGINT/SIGTERM
+or as soon as one of them dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+
+from regfed.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _prepare(
+    settings: Settings, stack: contextlib.AsyncExitStack, seed: bool
+) -> dict[str, str]:
+    """Secrets, databases, demo data and migrations, once; the workers' environment."""
+    from regfed.app import load_operator_token, load_person_keyer, load_signer, open_databases
+    from regfed.issuance import utc_now
+    from regfed.store.migrate import migrate
+
+    load_signer(settings, utc_now)
+    load_person_keyer(settings)
+    load_operator_token(settings)
+    dbs = await open_databases(settings, stack)
+    if dbs.demo and seed:
+        from regfed.demo.seed import seed_demo
+
+        await seed_demo(dbs.city, dbs.federal, utc_now())
+    conn = await asyncpg.connect(dbs.store)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    env = dict(os.environ)
+    env.update(
+        REGFED_STORE_DSN=dbs.store,
+        REGFED_CITY_DSN=dbs.city,
+        REGFED_FEDERAL_DSN=dbs.federal,
+        REGFED_LISTEN=settings.listen,
+        REGFED_HOME=str(settings.home),
+    )
+    for name in ("keys_dir", "trust_dir", "person_key_file", "operator_token_file"):
+        value = getattr(settings, name)
+        if value is not None:
+            env["REGFED_" + name.upper()] = str(value)
+    return env
+
+
+async def supervise(
+    settings: Settings,
+    workers: int,
+    *,
+    seed: bool,
+    config: Path | None,
+    verbose: bool,
+    on_ready: Callable[[], None],
+) -> int:
+    """Run ``workers`` server processes until a signal or a worker's exit; the exit status."""
+    async with contextlib.AsyncExitStack() as stack:
+        env = await _prepare(settings, stack, seed)
+        command = [sys.executable, "-m", "regfed"]
+        if config is not None:
+            command += ["--config", str(config)]
+        if verbose:
+            command.append("-v")
+        command += ["serve", "--no-seed"]
+        processes = [
+            await asyncio.create_subprocess_exec(*command, env=env) for _ in range(workers)
+        ]
+        log.info("started %d workers: %s", workers, [p.pid for p in processes])
+        on_ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waits = [asyncio.create_task(p.wait()) for p in processes]
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            log.error("a worker exited; stopping the others")
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(settings.grace + 10):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            for process in processes:
+                if process.returncode is None:
+                    process.kill()
+            await asyncio.gather(*waits)
+        stopping.cancel()
+        failed = [p.returncode for p in processes if p.returncode not in (0, -signal.SIGTERM)]
+        return 1 if failed and not stop.is_set() else 0

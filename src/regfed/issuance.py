@@ -109,6 +109,7 @@ class IssueService:
         self._signer = signer
         self._keyer = keyer
         self._clock = clock
+        self._images = qr.ImageCache()
 
     async def issue(
         self,
@@ -132,6 +133,17 @@ class IssueService:
         assert lookup.record is not None
         certificate = await self._certify(lookup, lookup.record, decision, now, image)
         return IssueResult(lookup.sources, lookup.degraded, certificate=certificate)
+
+    async def _render(self, uvci: str, image: ImageFormat, text: str) -> bytes:
+        """The QR image of ``text``, rendered once per certificate and format."""
+        cached = self._images.get(uvci, image.value, text)
+        if cached is not None:
+            return cached
+        render = qr.render_png if image is ImageFormat.PNG else qr.render_svg
+        # Rendering is CPU-bound (milliseconds per code): keep it off the event loop.
+        rendered = await asyncio.to_thread(render, text)
+        self._images.put(uvci, image.value, text, rendered)
+        return rendered
 
     async def _deny(
         self, lookup: FederatedLookup, reason: DenialReason, now: datetime
@@ -199,10 +211,8 @@ class IssueService:
         )
         rendered, media_type = b"", ""
         if image is not None:
-            render = qr.render_png if image is ImageFormat.PNG else qr.render_svg
-            # Rendering is CPU-bound (milliseconds per code): keep it off the event loop.
-            rendered = await asyncio.to_thread(render, signed.text)
             media_type = image.value
+            rendered = await self._render(record.uvci, image, signed.text)
         return IssuedCertificate(
             record=record,
             grant=grant,

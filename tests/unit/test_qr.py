@@ -13,6 +13,7 @@ from regfed.qr import (
     PNG_MEDIA_TYPE,
     QUIET_ZONE,
     SVG_MEDIA_TYPE,
+    ImageCache,
     make_qr,
     render_png,
     render_svg,
@@ -98,3 +99,23 @@ def test_terminal_rendering_matches_the_module_grid(dark_background: bool) -> No
         half = {"█", "▀"} if r % 2 == 0 else {"█", "▄"}
         drawn = [lines[r // 2][c] in half for c in range(len(row))]
         assert drawn == [cell != dark_background for cell in row], r
+
+
+def test_image_cache_returns_only_the_same_code() -> None:
+    """A cached image is returned for the same certificate, format and code text only."""
+    cache = ImageCache(capacity=2)
+    cache.put("U1", PNG_MEDIA_TYPE, "HC1:A", b"png-a")
+    assert cache.get("U1", PNG_MEDIA_TYPE, "HC1:A") == b"png-a"
+    assert cache.get("U1", SVG_MEDIA_TYPE, "HC1:A") is None
+    assert cache.get("U1", PNG_MEDIA_TYPE, "HC1:B") is None  # re-signed: render anew
+
+
+def test_image_cache_evicts_the_least_recently_used() -> None:
+    """Beyond capacity the entry used longest ago goes first."""
+    cache = ImageCache(capacity=2)
+    cache.put("U1", PNG_MEDIA_TYPE, "t1", b"1")
+    cache.put("U2", PNG_MEDIA_TYPE, "t2", b"2")
+    assert cache.get("U1", PNG_MEDIA_TYPE, "t1") == b"1"
+    cache.put("U3", PNG_MEDIA_TYPE, "t3", b"3")
+    assert cache.get("U2", PNG_MEDIA_TYPE, "t2") is None
+    assert cache.get("U1", PNG_MEDIA_TYPE, "t1") == b"1"

@@ -46,5 +46,8 @@ fmt: install  ## format the code
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
+bench: install  ## benchmark: 100,000 people; echo baseline, Issue, Issue+PNG, Verify -> bench/results/
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:  ## remove the virtualenv and generated code (keeps .regfed/: keys and the database)
 	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi .pytest_cache .mypy_cache .ruff_cache

@@ -200,6 +200,39 @@ def demo_seed(ctx: click.Context, city_dsn: str | None, federal_dsn: str | None)
     click.echo("demo people seeded")
 
 
+@demo.command("populate")
+@click.option("--people", type=click.IntRange(1, 899_999_999), default=100_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same people.")
+@click.option("--city-dsn", help="City registry to fill. Unset: embedded.")
+@click.option("--federal-dsn", help="Federal registry to fill. Unset: embedded.")
+@click.pass_context
+def demo_populate(
+    ctx: click.Context, people: int, seed: int, city_dsn: str | None, federal_dsn: str | None
+) -> None:
+    """REPLACE the registries' contents with N synthetic people, for load tests."""
+    from regfed.demo.populate import PopulationSummary
+
+    settings = _settings(ctx, city_dsn=city_dsn, federal_dsn=federal_dsn)
+
+    async def run() -> PopulationSummary:
+        from regfed.app import open_databases
+        from regfed.demo.populate import populate
+        from regfed.issuance import utc_now
+
+        async with contextlib.AsyncExitStack() as stack:
+            city, federal = settings.city_dsn, settings.federal_dsn
+            if city is None or federal is None:
+                dbs = await open_databases(settings, stack)
+                city, federal = dbs.city, dbs.federal
+            with click.progressbar(length=people, label="people", file=sys.stderr) as bar:
+                return await populate(
+                    city, federal, people=people, seed=seed, now=utc_now(), progress=bar.update
+                )
+
+    summary = _run(run())
+    click.echo(f"{summary.people} people in {summary.seconds:.1f} s: {summary.categories}")
+
+
 @main.group()
 def keys() -> None:
     """Signing keys."""

@@ -33,6 +33,7 @@ from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
 from regfed.store.personkey import PersonKeyer
 from regfed.store.revocations import RevocationCache
+from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from regfed.verification import TrustSource, VerifyService
@@ -147,15 +148,19 @@ class Application:
                 timeout=settings.registry_timeout,
             )
             store = CertificateStore(store_pool)
+            denials = DenialTally(store)
+            await denials.start()
+            self._stack.push_async_callback(denials.stop)
             issuance = IssueService(
                 federation=federation,
                 policy=settings.policy,
                 store=store,
+                denials=denials,
                 signer=signer,
                 keyer=keyer,
                 clock=self.clock,
             )
-            trust = TrustSource(signer.trusted_certificates, settings.partner_trust_dir)
+            trust = TrustSource(signer.trusted_certificates(), settings.partner_trust_dir)
             revocations = RevocationCache(store, dbs.store)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)

@@ -30,8 +30,9 @@ from regfed.domain.policy import Denial, Grant, PolicyConfig, decide
 from regfed.federation.fanout import FederatedLookup, Federation, SourceOutcome
 from regfed.hcert.payload import build_hcert, new_uvci
 from regfed.hcert.signer import HcertSigner
-from regfed.store.certificates import CertificateRecord, CertificateStore, StoreError
+from regfed.store.certificates import CertificateRecord, CertificateStore
 from regfed.store.personkey import PersonKeyer
+from regfed.store.tally import DenialTally
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class IssueService:
         federation: Federation,
         policy: PolicyConfig,
         store: CertificateStore,
+        denials: DenialTally,
         signer: HcertSigner,
         keyer: PersonKeyer,
         clock: Clock = utc_now,
@@ -106,6 +108,7 @@ class IssueService:
         self._federation = federation
         self._policy = policy
         self._store = store
+        self._denials = denials
         self._signer = signer
         self._keyer = keyer
         self._clock = clock
@@ -152,10 +155,7 @@ class IssueService:
         # Active illness stands on its own: more data cannot lift it.
         if lookup.degraded and reason is not DenialReason.ACTIVE_ILLNESS:
             raise RegistriesUnavailable("a registry that could overturn the denial did not answer")
-        try:
-            await self._store.count_denial(reason, moscow_date(now))
-        except StoreError:
-            log.warning("could not count a %s denial", reason.value)
+        self._denials.add(reason, moscow_date(now))
         return IssueResult(lookup.sources, lookup.degraded, denial=reason)
 
     async def _certify(

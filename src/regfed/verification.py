@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from regfed.hcert.trust import TrustedKey, TrustList, load_trust_dir, trusted_key_from_der
+from regfed.hcert.trust import TrustList, load_trust_dir, trusted_key_from_der
 from regfed.hcert.verify import Verdict, Verification, verify_hc1
 from regfed.store.revocations import RevocationCache
 
@@ -30,15 +30,14 @@ _SIGNED = frozenset({Verdict.VALID, Verdict.EXPIRED, Verdict.NOT_YET_VALID})
 class TrustSource:
     """Our own signing certificates plus the partners' from the trust folder."""
 
-    def __init__(
-        self, own: Callable[[], Sequence[x509.Certificate]], partner_dir: Path | None
-    ) -> None:
-        self._own = own
+    def __init__(self, own: Sequence[x509.Certificate], partner_dir: Path | None) -> None:
+        # Our keys are loaded once at start (rotation is a restart); partners' may change.
+        self._own = [
+            trusted_key_from_der(c.public_bytes(Encoding.DER), own=True, source="keys") for c in own
+        ]
         self._partner_dir = partner_dir
         self._partner_stamp: int | None = None
-        self._partners: list[TrustedKey] = []
-        self._own_der: tuple[bytes, ...] = ()
-        self._list = TrustList(())
+        self._list = TrustList(self._own)
 
     def _dir_stamp(self) -> int | None:
         try:
@@ -47,24 +46,18 @@ class TrustSource:
             return None
 
     def current(self) -> TrustList:
-        """The trust list now: rebuilt only when our keys or the partner folder changed.
+        """The trust list now, rebuilt only when the partner folder changed.
 
         ``trust add`` writes a new file by rename, which changes the folder's mtime: one
         stat per call is the whole cost of noticing.
         """
-        own_der = tuple(c.public_bytes(Encoding.DER) for c in self._own())
         stamp = self._dir_stamp()
         if stamp != self._partner_stamp and self._partner_dir is not None:
             loaded = load_trust_dir(self._partner_dir)
             for problem in loaded.problems:
                 log.warning("trust folder: %s", problem)
-            self._partners = loaded.keys
+            self._list = TrustList([*self._own, *loaded.keys])
             self._partner_stamp = stamp
-            self._own_der = ()  # force a rebuild
-        if own_der != self._own_der:
-            own = [trusted_key_from_der(der, own=True, source="keys") for der in own_der]
-            self._list = TrustList([*own, *self._partners])
-            self._own_der = own_der
         return self._list
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,7 +19,6 @@ from regfed.store.certificates import (
     DuplicateUvciError,
     StoreError,
 )
-from regfed.store.migrate import migrate
 from regfed.store.personkey import PersonKeyer
 
 pytestmark = pytest.mark.postgres
@@ -28,28 +27,6 @@ CreateDatabase = Callable[..., Awaitable[str]]
 
 NOW = datetime(2021, 7, 1, 9, 30, tzinfo=UTC)
 KEYER = PersonKeyer(secrets.token_bytes(32))
-
-
-@pytest.fixture
-async def pool(create_database: CreateDatabase) -> AsyncIterator[asyncpg.Pool]:
-    """A pool of 10 connections to a freshly migrated service database."""
-    dsn = await create_database()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-def store(pool: asyncpg.Pool) -> CertificateStore:
-    """The store over the pool."""
-    return CertificateStore(pool)
 
 
 def person(snils: str = "11223344595") -> bytes:

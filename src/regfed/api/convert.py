@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -47,11 +47,16 @@ DENIAL_REASON = {
 }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(instant: datetime) -> timestamp_pb2.Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(instant)
-    return ts
+    """A protobuf Timestamp of an aware datetime (exact to the microsecond; cheaper than
+    ``Timestamp.FromDatetime``, which shows in the Verify profile)."""
+    delta = instant - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000
+    )
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:

@@ -31,30 +31,39 @@ def b45encode(data: bytes) -> str:
     return out
 
 
+# Byte value of each ASCII character in the alphabet, 0xFF for every other byte.
+_DECODE = bytes(_VALUES.get(chr(b), 0xFF) for b in range(256))
+
+
 def b45decode(text: str) -> bytes:
     """Decode base45 text; raise ``ValueError`` on anything RFC 9285 does not allow.
 
     Rejected: characters outside the alphabet (lower case included), a length that
     leaves a single dangling character, a triplet above 65535 and a final pair above 255.
+    Errors name a position, never the text: the text may be a whole personal payload.
     """
-    values: list[int] = []
-    for position, char in enumerate(text):
-        value = _VALUES.get(char)
-        if value is None:
-            # Name the position, not the text: the text may be a whole personal payload.
-            raise ValueError(f"base45: invalid character at position {position}")
-        values.append(value)
-    if len(values) % 3 == 1:
+    if not text.isascii():
+        position = next(i for i, char in enumerate(text) if not char.isascii())
+        raise ValueError(f"base45: invalid character at position {position}")
+    values = text.encode("ascii").translate(_DECODE)
+    bad = values.find(0xFF)
+    if bad >= 0:
+        raise ValueError(f"base45: invalid character at position {bad}")
+    whole, rest = divmod(len(values), 3)
+    if rest == 1:
         raise ValueError("base45: dangling single character at the end")
-    out = bytearray()
-    for i in range(0, len(values) - 2, 3):
-        n = values[i] + values[i + 1] * 45 + values[i + 2] * 45 * 45
-        if n > 0xFFFF:
-            raise ValueError(f"base45: triplet at position {i} exceeds 65535")
-        out += n.to_bytes(2, "big")
-    if len(values) % 3 == 2:
-        n = values[-2] + values[-1] * 45
+    end = 3 * whole
+    numbers = [
+        c + 45 * d + 2025 * e
+        for c, d, e in zip(values[0:end:3], values[1:end:3], values[2:end:3], strict=True)
+    ]
+    if numbers and max(numbers) > 0xFFFF:
+        index = next(i for i, n in enumerate(numbers) if n > 0xFFFF)
+        raise ValueError(f"base45: triplet at position {3 * index} exceeds 65535")
+    out = struct.pack(f">{whole}H", *numbers)
+    if rest == 2:
+        n = values[end] + 45 * values[end + 1]
         if n > 0xFF:
-            raise ValueError(f"base45: final pair at position {len(values) - 2} exceeds 255")
-        out.append(n)
-    return bytes(out)
+            raise ValueError(f"base45: final pair at position {end} exceeds 255")
+        out += bytes((n,))
+    return out

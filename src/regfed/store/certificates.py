@@ -92,8 +92,8 @@ SELECT substring(sha256(convert_to(uvci, 'UTF8')) FROM 1 FOR 16) AS hash
 """
 
 _COUNT_DENIAL: Final = """
-INSERT INTO denials (reason, day, count) VALUES ($1, $2, 1)
-ON CONFLICT (reason, day) DO UPDATE SET count = denials.count + 1
+INSERT INTO denials (reason, day, count) VALUES ($1, $2, $3)
+ON CONFLICT (reason, day) DO UPDATE SET count = denials.count + EXCLUDED.count
 """
 
 _DENIAL_COUNTS: Final = """
@@ -266,10 +266,10 @@ class CertificateStore:
             rows = await self._pool.fetch(_REVOKED_HASHES, now)
         return [bytes(row["hash"]) for row in rows]
 
-    async def count_denial(self, reason: DenialReason, day: date) -> None:
-        """Add one denial for ``reason`` on ``day`` (a Moscow date)."""
+    async def count_denial(self, reason: DenialReason, day: date, count: int = 1) -> None:
+        """Add ``count`` denials for ``reason`` on ``day`` (a Moscow date)."""
         with _translated("count_denial"):
-            await self._pool.execute(_COUNT_DENIAL, reason.value, day)
+            await self._pool.execute(_COUNT_DENIAL, reason.value, day, count)
 
     async def denial_counts(
         self, *, since: date | None = None, until: date | None = None

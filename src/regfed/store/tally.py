@@ -1,0 +1,62 @@
+"""Denial counts gathered in memory and written in batches.
+
+Counting each denial with its own upsert put a write on every denied call, and all the
+denials of one reason on one day update the same row, so concurrent calls queued on its
+lock. Counts are statistics: they are added up here and flushed every few seconds (and
+at shutdown), one upsert per reason and day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from datetime import date
+
+from regfed.domain.model import DenialReason
+from regfed.store.certificates import CertificateStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class DenialTally:
+    """Denials by reason and day, flushed to the store every ``interval`` seconds."""
+
+    def __init__(self, store: CertificateStore, *, interval: float = 5.0) -> None:
+        self._store = store
+        self._interval = interval
+        self._pending: Counter[tuple[DenialReason, date]] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, reason: DenialReason, day: date) -> None:
+        """Count one denial."""
+        self._pending[(reason, day)] += 1
+
+    async def flush(self) -> None:
+        """Write what has been counted; on failure keep it for the next flush."""
+        pending, self._pending = self._pending, Counter()
+        for (reason, day), count in pending.items():
+            try:
+                await self._store.count_denial(reason, day, count)
+            except StoreError:
+                log.warning("could not write %d %s denials; will retry", count, reason.value)
+                self._pending[(reason, day)] += count
+
+    async def start(self) -> None:
+        """Flush periodically from now on."""
+        self._task = asyncio.create_task(self._run(), name="denial-tally")
+
+    async def stop(self) -> None:
+        """Stop the periodic flush and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()

@@ -60,9 +60,8 @@ def timestamp(instant: datetime) -> timestamp_pb2.Timestamp:
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
+    whole = int(seconds)
+    return duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
 
 def basis_event(event: Event) -> pb.BasisEvent:

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -83,7 +83,7 @@ def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
             return value
-    return uuid.uuid4().hex
+    return secrets.token_hex(8)
 
 
 def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:

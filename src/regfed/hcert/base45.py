@@ -15,16 +15,16 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _VALUES = {char: value for value, char in enumerate(ALPHABET)}
 
 
-# A byte pair n = c + 45*d + 45²*e is written c, d, e: the first character from n % 45,
-# the other two together from n // 45 (at most 1456), looked up rather than computed.
-_HIGH = [ALPHABET[h % 45] + ALPHABET[h // 45] for h in range(65536 // 45 + 1)]
+# Every byte pair n = c + 45*d + 45²*e is written c, d, e: all 65,536 of them are looked
+# up rather than computed (about 4 MB, once per process; signing every code encodes one).
+_TRIPLES = [ALPHABET[n % 45] + ALPHABET[n // 45 % 45] + ALPHABET[n // 2025] for n in range(65536)]
 
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as base45: each two bytes become three characters, a last byte two."""
     pairs = len(data) // 2
     values = struct.unpack(f">{pairs}H", data[: 2 * pairs])
-    out = "".join([ALPHABET[n % 45] + _HIGH[n // 45] for n in values])
+    out = "".join(map(_TRIPLES.__getitem__, values))
     if len(data) % 2:
         d, c = divmod(data[-1], 45)
         out += ALPHABET[c] + ALPHABET[d]

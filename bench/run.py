@@ -377,7 +377,7 @@ def machine_info() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     packages = {}
-    for name in ("regfed", "grpcio", "protobuf", "asyncpg", "uvloop", "pgserver", "qrcode"):
+    for name in ("regfed", "grpcio", "protobuf", "asyncpg", "pgserver", "qrcode"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             packages[name] = metadata.version(name)
 

@@ -176,6 +176,17 @@ def demo() -> None:
     """Demo data."""
 
 
+async def _registry_dsns(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
+    """The city and federal DSNs to fill: as configured, else the embedded databases."""
+    city, federal = settings.city_dsn, settings.federal_dsn
+    if city is None or federal is None:
+        from regfed.app import open_databases
+
+        dbs = await open_databases(settings, stack)
+        city, federal = dbs.city, dbs.federal
+    return city, federal
+
+
 @demo.command("seed")
 @click.option("--city-dsn", help="City registry to fill. Unset: embedded.")
 @click.option("--federal-dsn", help="Federal registry to fill. Unset: embedded.")
@@ -185,15 +196,11 @@ def demo_seed(ctx: click.Context, city_dsn: str | None, federal_dsn: str | None)
     settings = _settings(ctx, city_dsn=city_dsn, federal_dsn=federal_dsn)
 
     async def run() -> None:
-        from regfed.app import open_databases
         from regfed.demo.seed import seed_demo
         from regfed.issuance import utc_now
 
         async with contextlib.AsyncExitStack() as stack:
-            city, federal = settings.city_dsn, settings.federal_dsn
-            if city is None or federal is None:
-                dbs = await open_databases(settings, stack)
-                city, federal = dbs.city, dbs.federal
+            city, federal = await _registry_dsns(settings, stack)
             await seed_demo(city, federal, utc_now())
 
     _run(run())
@@ -215,15 +222,11 @@ def demo_populate(
     settings = _settings(ctx, city_dsn=city_dsn, federal_dsn=federal_dsn)
 
     async def run() -> PopulationSummary:
-        from regfed.app import open_databases
         from regfed.demo.populate import populate
         from regfed.issuance import utc_now
 
         async with contextlib.AsyncExitStack() as stack:
-            city, federal = settings.city_dsn, settings.federal_dsn
-            if city is None or federal is None:
-                dbs = await open_databases(settings, stack)
-                city, federal = dbs.city, dbs.federal
+            city, federal = await _registry_dsns(settings, stack)
             with click.progressbar(length=people, label="people", file=sys.stderr) as bar:
                 return await populate(
                     city, federal, people=people, seed=seed, now=utc_now(), progress=bar.update

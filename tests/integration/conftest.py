@@ -13,15 +13,21 @@ from tests.conftest import CreateDatabase
 
 
 @pytest.fixture
-async def pool(create_database: CreateDatabase) -> AsyncIterator[asyncpg.Pool]:
-    """A pool of 10 connections to a freshly migrated service database."""
+async def store_dsn(create_database: CreateDatabase) -> str:
+    """A freshly migrated service database."""
     dsn = await create_database()
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+    return dsn
+
+
+@pytest.fixture
+async def pool(store_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of 10 connections to the freshly migrated service database."""
+    pool = await asyncpg.create_pool(store_dsn, min_size=10, max_size=10)
     try:
         yield pool
     finally:

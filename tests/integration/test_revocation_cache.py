@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from regfed.store.certificates import CertificateStore
-from regfed.store.migrate import migrate
 from regfed.store.revocations import RevocationCache
-from tests.conftest import CreateDatabase
 from tests.integration.test_certificate_store import NOW, basis, candidate, person
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database(create_database: CreateDatabase) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """A migrated service database and a pool on it."""
-    dsn = await create_database()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    try:
-        yield dsn, pool
-    finally:
-        await pool.close()
 
 
 async def eventually_revoked(cache: RevocationCache, uvci: str) -> bool:
@@ -43,14 +23,12 @@ async def eventually_revoked(cache: RevocationCache, uvci: str) -> bool:
 
 
 async def test_revocations_present_at_start_are_loaded(
-    database: tuple[str, asyncpg.Pool],
+    store_dsn: str, store: CertificateStore
 ) -> None:
     """A cache started after a revocation knows it."""
-    dsn, pool = database
-    store = CertificateStore(pool)
     record = await store.record(candidate(person(), basis()))
     await store.revoke(record.uvci, "test", NOW)
-    cache = RevocationCache(store, dsn)
+    cache = RevocationCache(store, store_dsn)
     await cache.start()
     try:
         assert cache.revoked_at(record.uvci) == NOW
@@ -59,13 +37,11 @@ async def test_revocations_present_at_start_are_loaded(
 
 
 async def test_another_process_revocation_arrives_by_notify(
-    database: tuple[str, asyncpg.Pool],
+    store_dsn: str, store: CertificateStore
 ) -> None:
     """A revocation made elsewhere reaches a running cache without waiting for the refresh."""
-    dsn, pool = database
-    store = CertificateStore(pool)
     record = await store.record(candidate(person(), basis()))
-    cache = RevocationCache(store, dsn, refresh=3600)
+    cache = RevocationCache(store, store_dsn, refresh=3600)
     await cache.start()
     try:
         assert cache.revoked_at(record.uvci) is None
@@ -76,11 +52,9 @@ async def test_another_process_revocation_arrives_by_notify(
 
 
 async def test_without_notifications_the_periodic_reload_catches_up(
-    database: tuple[str, asyncpg.Pool],
+    store: CertificateStore,
 ) -> None:
     """With the listening connection gone, the periodic reload still picks revocations up."""
-    _, pool = database
-    store = CertificateStore(pool)
     record = await store.record(candidate(person(), basis()))
     cache = RevocationCache(store, "postgresql://nobody@127.0.0.1:1/none", refresh=0.1)
     await cache.start()

@@ -31,8 +31,7 @@ from typing import Any
 import asyncpg
 
 from regfed.demo.people import Dose, Illness, LabTest
-from regfed.demo.schema import registry_ddl
-from regfed.demo.seed import _SEED_LOCK, CITY_TABLES, FEDERAL_TABLES
+from regfed.demo.seed import CITY_TABLES, FEDERAL_TABLES, prepare_registry
 from regfed.domain.identifiers import (
     format_passport_federal,
     format_snils_federal,
@@ -453,19 +452,6 @@ def _rows(people: Sequence[PopulatedPerson], seed: int, dates: _Dates) -> tuple[
     return city, federal
 
 
-async def _prepare(conn: asyncpg.Connection, registry: str, tables: Sequence[str]) -> None:
-    """Inside the caller's transaction: create the schema when absent, empty the tables."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
-    present = await conn.fetchval(
-        "SELECT count(to_regclass(t)) FROM unnest($1::text[]) AS t", list(tables)
-    )
-    if present == 0:
-        await conn.execute(registry_ddl(registry))
-    elif present != len(tables):
-        raise RuntimeError(f"the {registry} registry database has only some of its tables")
-    await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-
-
 async def _copy(conn: asyncpg.Connection, rows: Rows) -> None:
     for table, records in rows.items():
         if records:
@@ -502,8 +488,8 @@ async def populate(
         federal = await asyncpg.connect(federal_dsn)
         try:
             async with city.transaction(), federal.transaction():
-                await _prepare(city, "city", CITY_TABLES)
-                await _prepare(federal, "federal", FEDERAL_TABLES)
+                await prepare_registry(city, "city", CITY_TABLES)
+                await prepare_registry(federal, "federal", FEDERAL_TABLES)
                 starts = iter(range(0, people, batch_size))
 
                 def build(start: int) -> tuple[list[PopulatedPerson], Rows, Rows]:

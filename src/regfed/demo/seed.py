@@ -133,20 +133,28 @@ async def seed_demo(
     await _replace("federal", federal_dsn, FEDERAL_TABLES, federal_rows(people, now))
 
 
+async def prepare_registry(conn: asyncpg.Connection, registry: str, tables: Sequence[str]) -> None:
+    """Inside the caller's transaction: create the schema when absent, empty the tables.
+
+    Under an advisory lock, so several processes seeding at once take turns.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
+    present = await conn.fetchval(
+        "SELECT count(to_regclass(t)) FROM unnest($1::text[]) AS t", list(tables)
+    )
+    if present == 0:
+        await conn.execute(registry_ddl(registry))
+    elif present != len(tables):
+        raise RuntimeError(f"the {registry} registry database has only some of its tables")
+    await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+
+
 async def _replace(registry: str, dsn: str, tables: Sequence[str], rows: Rows) -> None:
     """In one transaction: create the schema when absent, empty the tables, copy ``rows``."""
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
-            present = await conn.fetchval(
-                "SELECT count(to_regclass(t)) FROM unnest($1::text[]) AS t", list(tables)
-            )
-            if present == 0:
-                await conn.execute(registry_ddl(registry))
-            elif present != len(tables):
-                raise RuntimeError(f"the {registry} registry database has only some of its tables")
-            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+            await prepare_registry(conn, registry, tables)
             for table in tables:
                 columns = _FEDERAL_EVENT_COLUMNS if table == "medical_events" else None
                 await conn.copy_records_to_table(table, records=rows[table], columns=columns)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from regfed.background import cancel_and_wait
 from regfed.store.certificates import REVOCATIONS_CHANNEL, CertificateStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,8 @@ class RevocationCache:
 
     async def stop(self) -> None:
         """Stop listening and reloading."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._close_listener()
 
     def _notified(self, *_: object) -> None:

@@ -9,11 +9,11 @@ at shutdown), one upsert per reason and day.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import date
 
+from regfed.background import cancel_and_wait
 from regfed.domain.model import DenialReason
 from regfed.store.certificates import CertificateStore, StoreError
 
@@ -49,11 +49,8 @@ class DenialTally:
 
     async def stop(self) -> None:
         """Stop the periodic flush and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

@@ -1,0 +1,96 @@
+"""A registry down: answers from the other one, degraded; never a denial it could overturn.
+
+The city registry is broken for real (its tables renamed under the running server), so
+its lookups fail inside asyncpg exactly as an outage would surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import asyncpg
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from regfed.app import Application
+from regfed.demo.people import DEMO_PEOPLE
+from regfed.v1 import certificate_service_pb2 as pb
+from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
+from tests.conftest import CreateDatabase
+from tests.integration.harness import channel_to, demo_settings, person_message, running
+
+if TYPE_CHECKING:  # the async stub type exists for type checkers only
+    from regfed.v1.certificate_service_pb2_grpc import CertificateServiceAsyncStub as Stub
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+async def app(
+    create_database: CreateDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Application]:
+    """A running regfed whose city registry has lost its tables."""
+    settings = await demo_settings(create_database, tmp_path_factory.mktemp("regfed-home"))
+    async with running(settings) as application:
+        assert settings.city_dsn is not None
+        conn = await asyncpg.connect(settings.city_dsn)
+        try:
+            await conn.execute("ALTER TABLE patients RENAME TO patients_gone")
+        finally:
+            await conn.close()
+        yield application
+
+
+@pytest.fixture(scope="module")
+async def stub(app: Application) -> AsyncIterator[Stub]:
+    """A CertificateService client."""
+    async with channel_to(app) as channel:
+        yield pb_grpc.CertificateServiceStub(channel)
+
+
+def demo(key: str) -> pb.IssueRequest:
+    return pb.IssueRequest(person=person_message(next(p for p in DEMO_PEOPLE if p.key == key)))
+
+
+async def test_federal_answer_is_given_degraded(stub: Stub) -> None:
+    """A federal-only person is issued from the federal registry, marked degraded, and the
+    city's failure is in the sources."""
+    response = await stub.Issue(demo("federal-only-light"), timeout=10)
+    assert response.outcome == pb.OUTCOME_ISSUED
+    assert response.degraded
+    statuses = {s.registry: s.status for s in response.sources}
+    assert statuses == {
+        pb.REGISTRY_CITY: pb.SOURCE_STATUS_FAILED,
+        pb.REGISTRY_FEDERAL: pb.SOURCE_STATUS_MATCHED,
+    }
+    assert {e.source for e in response.certificate.basis} == {pb.REGISTRY_FEDERAL}
+
+
+async def test_active_illness_stands_on_its_own(stub: Stub) -> None:
+    """An active illness in the registry that answered is a denial even while the other is
+    down: no data could lift it."""
+    response = await stub.Issue(demo("positive-pcr"), timeout=10)
+    assert response.outcome == pb.OUTCOME_DENIED
+    assert response.denial.reason == pb.DENIAL_REASON_ACTIVE_ILLNESS
+    assert response.degraded
+
+
+@pytest.mark.parametrize("key", ["city-sputnik-v", "not-recognised", "unknown"])
+async def test_a_denial_the_silent_registry_could_overturn_is_unavailable(
+    stub: Stub, key: str
+) -> None:
+    """NOT_FOUND or any other overturnable denial is UNAVAILABLE (retryable), with RetryInfo
+    and nothing about the failure's internals."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Issue(demo(key), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]  # aio errors are Calls
+    assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in status.details)
+    details = caught.value.details() or ""
+    assert "patients" not in details
+    assert "SQLSTATE" not in details

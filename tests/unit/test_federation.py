@@ -123,3 +123,35 @@ async def test_cancellation_propagates() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("last", "first", "middle", "mismatch"),
+    [
+        ("ИВАНОВ", "иван", "", False),  # case does not matter
+        ("Иванов", "Иван", "Иванович", False),
+        ("Иванов", "Иван", "Петрович", True),  # both give a patronymic: it counts
+        ("Иваноф", "Иван", "", True),
+    ],
+)
+async def test_name_spelling_is_compared_but_does_not_prevent_a_match(
+    last: str, first: str, middle: str, mismatch: bool
+) -> None:
+    """A record found by identifier and birth date matches whatever the spelling; a
+    different spelling (case-insensitive, ё as е) is reported."""
+    registry_record = PersonRecord(
+        Registry.CITY, "Иванов", "Иван", "Иванович", date(1980, 3, 14), snils="11223344595"
+    )
+    query = PersonQuery(last, first, middle, date(1980, 3, 14), snils="11223344595")
+    federation = Federation([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
+    lookup = await federation.lookup(query)
+    assert lookup.sources[0].status is SourceStatus.MATCHED
+    assert lookup.sources[0].name_mismatch is mismatch
+
+
+async def test_yo_is_folded_when_names_are_compared() -> None:
+    """ "Фёдоров" in the request and "Федоров" in the registry are the same name."""
+    registry_record = PersonRecord(Registry.CITY, "Федоров", "Михаил", "", date(1960, 10, 5))
+    query = PersonQuery("Фёдоров", "Михаил", "", date(1960, 10, 5), snils="22586149383")
+    federation = Federation([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
+    assert not (await federation.lookup(query)).sources[0].name_mismatch

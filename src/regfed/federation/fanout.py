@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from regfed.domain.identifiers import names_match
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.federation.merge import merge
 from regfed.registries.base import RegistryAdapter, RegistryError
@@ -37,6 +38,8 @@ class SourceOutcome:
     status: SourceStatus
     latency: float  # seconds
     record: PersonRecord | None = None
+    # Matched by identifier and birth date, with the name spelled otherwise.
+    name_mismatch: bool = False
 
     @property
     def answered(self) -> bool:
@@ -101,4 +104,20 @@ class Federation:
             # An adapter bug must not take the other registry's answer down with it.
             status = SourceStatus.FAILED
             log.exception("registry %s failed unexpectedly", adapter.registry.value)
-        return SourceOutcome(adapter.registry, status, time.perf_counter() - started, record)
+        mismatch = record is not None and not _same_name(query, record)
+        return SourceOutcome(
+            adapter.registry, status, time.perf_counter() - started, record, mismatch
+        )
+
+
+def _same_name(query: PersonQuery, record: PersonRecord) -> bool:
+    """Whether the registry spells the person's names as the request does (a patronymic
+    only counts when both give one)."""
+    if not (
+        names_match(query.last_name, record.last_name)
+        and names_match(query.first_name, record.first_name)
+    ):
+        return False
+    return not (query.middle_name and record.middle_name) or names_match(
+        query.middle_name, record.middle_name
+    )

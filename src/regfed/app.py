@@ -184,7 +184,10 @@ class Application:
             raise
 
     async def _serve(self, servicer: CertificateServicer) -> None:
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 1)],
+            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
+        )
         pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -43,6 +43,9 @@ class Settings:
     registry_pool_size: int = 4
     store_pool_size: int = 4
     grace: float = 5.0  # seconds in-flight calls get on shutdown
+    # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
+    # of queueing until their deadlines pass.
+    max_concurrent_rpcs: int = 1000
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     @property
@@ -78,7 +81,7 @@ class Settings:
 _SCALARS = frozenset(f.name for f in fields(Settings) if f.name != "policy")
 _PATHS = {"home", "keys_dir", "trust_dir", "person_key_file", "operator_token_file"}
 _FLOATS = {"registry_timeout", "grace", "clock_skew"}
-_INTS = {"registry_pool_size", "store_pool_size"}
+_INTS = {"registry_pool_size", "store_pool_size", "max_concurrent_rpcs"}
 
 
 def _coerce(name: str, value: Any) -> Any:

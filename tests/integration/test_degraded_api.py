@@ -6,7 +6,9 @@ its lookups fail inside asyncpg exactly as an outage would surface.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -94,3 +96,40 @@ async def test_a_denial_the_silent_registry_could_overturn_is_unavailable(
     details = caught.value.details() or ""
     assert "patients" not in details
     assert "SQLSTATE" not in details
+
+
+async def waiting_on_a_lock(conn: asyncpg.Connection) -> bool:
+    """Whether some session waits on a lock within a bounded wait (the blocked call)."""
+    for _ in range(100):
+        if await conn.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_overload_is_resource_exhausted(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """Beyond max_concurrent_rpcs, a call is refused at once with RESOURCE_EXHAUSTED."""
+    settings = await demo_settings(create_database, tmp_path)
+    assert settings.city_dsn is not None
+    blocker = await asyncpg.connect(settings.city_dsn)
+    try:
+        async with (
+            running(settings, max_concurrent_rpcs=1, registry_timeout=3.0) as app,
+            channel_to(app) as channel,
+        ):
+            stub: Stub = pb_grpc.CertificateServiceStub(channel)
+            # Hold the city's tables so the first call waits on its registry.
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE")
+            first = stub.Issue(demo("city-sputnik-v"), timeout=10)  # in flight from here
+            assert await waiting_on_a_lock(blocker)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Issue(demo("federal-only-light"), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            await transaction.rollback()
+            assert (await first).outcome == pb.OUTCOME_ISSUED
+    finally:
+        await blocker.close()

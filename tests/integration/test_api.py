@@ -206,3 +206,14 @@ async def test_health_and_reflection(channel: grpc.aio.Channel) -> None:
 def test_home_folder_is_untouched_without_embedded_databases(app: Application) -> None:
     """With all three DSNs set nothing embedded starts."""
     assert not (Path(app.settings.home) / "pgdata").exists()
+
+
+async def test_stats_count_live_certificates_by_kind_and_source(
+    stub: pb_grpc.CertificateServiceAsyncStub,
+) -> None:
+    """GetStats counts issued certificates by kind and the registries they rest on."""
+    person = next(p for p in DEMO_PEOPLE if p.key == "merged-series")
+    await stub.Issue(pb.IssueRequest(person=person_message(person)), timeout=10)
+    stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
+    issued = {c.label: c.count for c in stats.issued}
+    assert issued["CERTIFICATE_KIND_VACCINATION/REGISTRY_CITY+REGISTRY_FEDERAL"] >= 1

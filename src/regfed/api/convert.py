@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -188,3 +189,28 @@ def verify_response(result: Verification, instant: datetime) -> pb.VerifyRespons
     if result.expires_at is not None:
         response.valid_until.CopyFrom(timestamp(result.expires_at))
     return response
+
+
+def stats(
+    issued: Mapping[tuple[CertificateKind, tuple[Registry, ...]], int],
+    denials: Mapping[DenialReason, int],
+) -> pb.GetStatsResponse:
+    """GetStats: issued by kind and sources ("CERTIFICATE_KIND_TEST/REGISTRY_CITY+..."),
+    denials by reason; labels are the contract's enum names, sorted."""
+    issued_counts = [
+        pb.Count(
+            label=pb.CertificateKind.Name(KIND[kind])
+            + "/"
+            + "+".join(pb.Registry.Name(REGISTRY[r]) for r in sources),
+            count=count,
+        )
+        for (kind, sources), count in issued.items()
+    ]
+    denial_counts = [
+        pb.Count(label=pb.DenialReason.Name(DENIAL_REASON[reason]), count=count)
+        for reason, count in denials.items()
+    ]
+    return pb.GetStatsResponse(
+        issued=sorted(issued_counts, key=lambda c: c.label),
+        denials=sorted(denial_counts, key=lambda c: c.label),
+    )

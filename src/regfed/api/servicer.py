@@ -111,6 +111,10 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         """Not served yet."""
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "applications are not served yet")
 
+    @rpc_boundary
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:  # noqa: N802
-        """Not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetStats is not served yet")
+        """Counts of live certificates and of denials (denials reach the store in batches,
+        every few seconds)."""
+        issued = await self._store.issued_counts()
+        denials = await self._store.denial_counts()
+        return convert.stats(issued, denials)

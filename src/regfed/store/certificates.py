@@ -91,6 +91,14 @@ SELECT substring(sha256(convert_to(uvci, 'UTF8')) FROM 1 FOR 16) AS hash
  ORDER BY 1
 """
 
+# Live (unrevoked) certificates by kind and the registries their basis came from.
+_ISSUED_COUNTS: Final = """
+SELECT kind, array_to_string(sources, '+') AS sources, count(*) AS total
+  FROM certificates
+ WHERE revoked_at IS NULL
+ GROUP BY 1, 2
+"""
+
 _COUNT_DENIAL: Final = """
 INSERT INTO denials (reason, day, count) VALUES ($1, $2, $3)
 ON CONFLICT (reason, day) DO UPDATE SET count = denials.count + EXCLUDED.count
@@ -265,6 +273,18 @@ class CertificateStore:
         with _translated("revoked_uvci_hashes"):
             rows = await self._pool.fetch(_REVOKED_HASHES, now)
         return [bytes(row["hash"]) for row in rows]
+
+    async def issued_counts(self) -> dict[tuple[CertificateKind, tuple[Registry, ...]], int]:
+        """Live certificates by kind and the registries their basis came from."""
+        with _translated("issued_counts"):
+            rows = await self._pool.fetch(_ISSUED_COUNTS)
+        return {
+            (
+                CertificateKind(row["kind"]),
+                tuple(Registry(source) for source in row["sources"].split("+")),
+            ): int(row["total"])
+            for row in rows
+        }
 
     async def count_denial(self, reason: DenialReason, day: date, count: int = 1) -> None:
         """Add ``count`` denials for ``reason`` on ``day`` (a Moscow date)."""

@@ -35,10 +35,14 @@ class KeyFileError(Exception):
     """
 
 
-def kid_of(certificate: x509.Certificate) -> bytes:
+def kid_of_der(der: bytes) -> bytes:
     """The HCERT key identifier: the first 8 bytes of SHA-256 over the certificate DER."""
-    der = certificate.public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).digest()[:8]
+
+
+def kid_of(certificate: x509.Certificate) -> bytes:
+    """The HCERT key identifier of a parsed certificate."""
+    return kid_of_der(certificate.public_bytes(serialization.Encoding.DER))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 import re
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from regfed.domain.model import CertificateKind
+from regfed.hcert.keys import kid_of_der
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
@@ -61,11 +61,6 @@ _PEM_CERTIFICATE = re.compile(
 
 class TrustError(ValueError):
     """A certificate cannot serve as a trusted key. Messages never quote file content."""
-
-
-def kid_of_der(der: bytes) -> bytes:
-    """The HCERT kid: the first 8 bytes of SHA-256 over the certificate DER."""
-    return hashlib.sha256(der).digest()[:8]
 
 
 @dataclass(frozen=True, slots=True)

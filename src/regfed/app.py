@@ -22,7 +22,7 @@ from regfed.api.servicer import CertificateServicer
 from regfed.config import ConfigError, Settings
 from regfed.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
 from regfed.federation.fanout import Federation
-from regfed.hcert.keys import generate_signing_key, load_signing_keys
+from regfed.hcert.keys import generate_signing_key, load_certificates, load_signing_keys
 from regfed.hcert.signer import HcertSigner
 from regfed.issuance import IssueService, utc_now
 from regfed.pgpool import create_pool
@@ -160,7 +160,10 @@ class Application:
                 keyer=keyer,
                 clock=self.clock,
             )
-            trust = TrustSource(signer.trusted_certificates(), settings.partner_trust_dir)
+            # Every certificate in the keys folder, with or without its key: a retired key's
+            # certificate stays there while codes it signed may still be valid.
+            own_certificates = load_certificates(settings.signing_keys_dir)
+            trust = TrustSource(own_certificates, settings.partner_trust_dir)
             revocations = RevocationCache(store, dbs.store)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)

@@ -9,4 +9,3 @@ def with_database(dsn: str, database: str) -> str:
     """The same server and credentials as ``dsn``, on ``database``."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + database))
-

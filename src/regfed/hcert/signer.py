@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cryptography import x509
-
 from regfed.hcert.base45 import b45encode
 from regfed.hcert.cose import sign1
 from regfed.hcert.keys import SigningKey, select_signer
@@ -119,8 +117,3 @@ class HcertSigner:
         )
         text = encode_hc1(sign1(claims, key))
         return SignedCode(text=text, kid=key.kid, key_id_b64=key_id_b64(key.kid))
-
-    def trusted_certificates(self) -> list[x509.Certificate]:
-        """The certificates of the signing keys (for the trust list), newest first."""
-        keys = sorted(self._keys.values(), key=lambda key: key.not_before, reverse=True)
-        return [key.certificate for key in keys]

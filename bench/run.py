@@ -201,20 +201,7 @@ def wait_healthy(target: str, proc: subprocess.Popen[bytes], service: str | None
 
 def regfed_command() -> list[str]:
     """The ``regfed`` command, run by this interpreter (the bench's own virtualenv)."""
-    return [sys.executable, "-c", "from regfed.cli import main; main()"]
-
-
-def serve_supports_workers() -> bool:
-    """Whether ``regfed serve`` has a ``--workers`` option (yet)."""
-    out = subprocess.run(
-        [*regfed_command(), "serve", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
-    return "--workers" in out.stdout
+    return [sys.executable, "-c", "from regfed.cli.main import main; main()"]
 
 
 # --- the database ------------------------------------------------------------------------
@@ -242,8 +229,8 @@ async def prepare_population(
     import asyncpg
 
     from regfed.demo.populate import populate
-    from regfed.embedded import CITY_DB, FEDERAL_DB, STORE_DB
-    from regfed.issuance import utc_now
+    from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB
+    from regfed.service.ports import utc_now
 
     server_dsn = await asyncio.to_thread(embedded.start)
     dsns = await embedded.ensure_databases(server_dsn, STORE_DB, CITY_DB, FEDERAL_DB)
@@ -445,7 +432,6 @@ def markdown(results: dict[str, Any]) -> str:
             f" server RSS after warm-up {_mb(rss['after_warmup'])} MB, at the end "
             f"{_mb(rss['end'])} MB ({rss['growth_after_warmup_pct']:+.1f} %).",
         ]
-    lines += [f"Note: {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -487,7 +473,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
-    from regfed.embedded import EmbeddedPostgres
+    from regfed.postgres.embedded import EmbeddedPostgres
 
     home: Path = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -499,7 +485,6 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
     target, echo_target = f"127.0.0.1:{args.port}", f"127.0.0.1:{args.echo_port}"
     check_loopback(target)
     check_loopback(echo_target)
-    notes: list[str] = []
     started = dt.datetime.now(dt.UTC)
     machine = machine_info()
 
@@ -515,17 +500,9 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             *regfed_command(), "serve", "--no-seed", "--listen", target,
             "--store-dsn", pop.store, "--city-dsn", pop.city, "--federal-dsn", pop.federal,
         ]  # fmt: skip
-        workers: int | None = None
-        if args.workers is not None:
-            if serve_supports_workers():
-                serve += ["--workers", str(args.workers)]
-                workers = args.workers
-            else:
-                notes.append(
-                    f"--workers {args.workers} asked, but regfed serve has no --workers option"
-                    " yet: measured with one server process"
-                )
-                log(notes[-1])
+        workers: int | None = args.workers
+        if workers is not None:
+            serve += ["--workers", str(workers)]
         env = {**os.environ, "REGFED_HOME": str(home)}
         env.pop("REGFED_CONFIG", None)
         log(f"starting regfed on {target} and the echo server on {echo_target}")
@@ -614,7 +591,6 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
         },
         "phases": phases,
         "soak": soak,
-        "notes": notes,
     }
 
 

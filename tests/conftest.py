@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
-from regfed.pgdsn import with_database
+from regfed.postgres.dsn import with_database
 
 CreateDatabase = Callable[..., Awaitable[str]]
 

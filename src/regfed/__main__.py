@@ -1,5 +1,5 @@
 """``python -m regfed``: the same as the ``regfed`` command."""
 
-from regfed.cli import main
+from regfed.cli.main import main
 
 main()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,24 +18,30 @@ from grpc_reflection.v1alpha import reflection
 
 from regfed.api.auth import OperatorAuth
 from regfed.api.servicer import CertificateServicer
-from regfed.config import ConfigError, Settings
-from regfed.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
-from regfed.federation.fanout import Federation
-from regfed.hcert.keys import generate_signing_key, load_certificates, load_signing_keys
+from regfed.config import Settings
+from regfed.errors import ConfigError
+from regfed.federation.fanout import Federation, Upstream
 from regfed.hcert.signer import HcertSigner
-from regfed.issuance import IssueService, utc_now
-from regfed.pgpool import create_pool
+from regfed.keystore.secretfile import read_secret
+from regfed.keystore.signing import generate_signing_key, load_certificates, load_signing_keys
+from regfed.keystore.trustdir import PartnerTrust
+from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
+from regfed.postgres.pool import create_pool
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
-from regfed.secretfile import read_secret
+from regfed.service.issuing import IssueService
+from regfed.service.personkey import PersonKeyer
+from regfed.service.ports import Clock, utc_now
+from regfed.service.revoking import RevocationService
+from regfed.service.stats import StatsService
+from regfed.service.trustlist import TrustListService
+from regfed.service.verifying import VerifyService
 from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
-from regfed.store.personkey import PersonKeyer
 from regfed.store.revocations import RevocationCache
 from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
-from regfed.verification import TrustSource, VerifyService
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +94,7 @@ def load_operator_token(settings: Settings) -> str:
     )
 
 
-def load_signer(settings: Settings, clock: Callable[[], datetime]) -> HcertSigner:
+def load_signer(settings: Settings, clock: Clock) -> HcertSigner:
     """The signing keys; the development default creates one when the folder is empty."""
     folder = settings.signing_keys_dir
     keys = load_signing_keys(folder) if folder.exists() else []
@@ -101,13 +106,18 @@ def load_signer(settings: Settings, clock: Callable[[], datetime]) -> HcertSigne
         now = clock()
         generate_signing_key(folder, f"dev-{now:%Y%m%d}", now=now)
         keys = load_signing_keys(folder)
-    return HcertSigner(keys, issuer_name=settings.issuer_name, clock=clock)
+    return HcertSigner(
+        keys,
+        issuer_name=settings.issuer_name,
+        issuer_country=settings.issuer_country,
+        clock=clock,
+    )
 
 
 class Application:
     """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
         self.port = 0
@@ -143,43 +153,47 @@ class Application:
             self._stack.push_async_callback(federal_pool.close)
 
             vaccines = settings.policy.vaccines
+            timeout = settings.registry_timeout
             federation = Federation(
-                [CityRegistry(city_pool, vaccines), FederalRegistry(federal_pool, vaccines)],
-                timeout=settings.registry_timeout,
+                [
+                    Upstream(CityRegistry(city_pool, vaccines), timeout, leads=True),
+                    Upstream(FederalRegistry(federal_pool, vaccines), timeout),
+                ]
             )
             store = CertificateStore(store_pool)
             denials = DenialTally(store)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
-            issuance = IssueService(
-                federation=federation,
-                policy=settings.policy,
-                store=store,
-                denials=denials,
-                signer=signer,
-                keyer=keyer,
-                clock=self.clock,
-            )
-            # Every certificate in the keys folder, with or without its key: a retired key's
-            # certificate stays there while codes it signed may still be valid.
-            own_certificates = load_certificates(settings.signing_keys_dir)
-            trust = TrustSource(own_certificates, settings.partner_trust_dir)
             revocations = RevocationCache(store, dbs.store)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)
+            # Every certificate in the keys folder, with or without its key: a retired key's
+            # certificate stays there while codes it signed may still be valid.
+            trust = PartnerTrust(
+                load_certificates(settings.signing_keys_dir), settings.partner_trust_dir
+            )
+            clock = self.clock
             servicer = CertificateServicer(
-                issuance=issuance,
+                issuance=IssueService(
+                    federation=federation,
+                    policy=settings.policy,
+                    store=store,
+                    denials=denials,
+                    signer=signer,
+                    keyer=keyer,
+                    clock=clock,
+                ),
                 verification=VerifyService(
                     trust,
                     revocations,
-                    clock=self.clock,
+                    clock=clock,
                     clock_skew=timedelta(seconds=settings.clock_skew),
                 ),
-                trust=trust,
-                store=store,
-                revocations=revocations,
+                trust_list=TrustListService(trust, store, clock=clock),
+                revocation=RevocationService(store, revocations, clock=clock),
+                stats=StatsService(store),
                 operator=operator,
-                clock=self.clock,
+                clock=clock,
             )
             await self._serve(servicer)
         except BaseException:

@@ -16,10 +16,7 @@ from typing import Any
 from regfed.domain.model import Confirmation
 from regfed.domain.policy import PolicyConfig
 from regfed.domain.vaccines import VaccineProduct
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message names the setting."""
+from regfed.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from regfed.config import Settings
 from regfed.demo.people import DemoPerson
 from regfed.demo.schema import registry_ddl
 from regfed.demo.seed import seed_demo
-from regfed.hcert.keys import generate_signing_key
+from regfed.keystore.signing import generate_signing_key
 from regfed.v1 import certificate_service_pb2 as pb
 from tests.conftest import CreateDatabase
 

@@ -13,13 +13,10 @@ import asyncpg
 import pytest
 
 from regfed.domain.model import CertificateKind, DenialReason, Registry
-from regfed.store.certificates import (
-    CertificateRecord,
-    CertificateStore,
-    DuplicateUvciError,
-    StoreError,
-)
-from regfed.store.personkey import PersonKeyer
+from regfed.errors import StoreUnavailable
+from regfed.service.personkey import PersonKeyer
+from regfed.service.ports import CertificateRecord
+from regfed.store.certificates import CertificateStore, DuplicateUvciError
 
 pytestmark = pytest.mark.postgres
 
@@ -49,8 +46,8 @@ def candidate(person_key: bytes, basis_fingerprint: bytes, **changes: Any) -> Ce
         valid_from=NOW - timedelta(days=30),
         valid_until=NOW + timedelta(days=335),
         issued_at=NOW,
-        key_id="AAECAwQFBgc=",
-        sources=(Registry.CITY, Registry.FEDERAL),
+        kid=bytes(range(8)),
+        sources=frozenset({Registry.CITY, Registry.FEDERAL}),
         degraded=False,
     )
     return replace(record, **changes)
@@ -65,7 +62,7 @@ async def count_rows(pool: asyncpg.Pool) -> int:
 
 async def test_record_inserts_and_round_trips(store: CertificateStore) -> None:
     """A new candidate is stored and read back field for field."""
-    new = candidate(person(), basis(), degraded=True, sources=(Registry.FEDERAL,))
+    new = candidate(person(), basis(), degraded=True, sources=frozenset({Registry.FEDERAL}))
     assert await store.record(new) == new
     assert await store.get(new.uvci) == new
     assert await store.find_current(new.person_key, new.basis_fingerprint) == new
@@ -76,7 +73,7 @@ async def test_record_returns_the_existing_certificate(
 ) -> None:
     """The same person and basis get the first certificate back, not a new one."""
     first = await store.record(candidate(person(), basis()))
-    later = candidate(person(), basis(), issued_at=NOW + timedelta(hours=1), key_id="other")
+    later = candidate(person(), basis(), issued_at=NOW + timedelta(hours=1), kid=b"other-kd")
     again = await store.record(later)
     assert again == first
     assert again.uvci != later.uvci
@@ -165,7 +162,7 @@ async def test_uvci_collision_is_a_store_error(store: CertificateStore) -> None:
     clash = candidate(person("08765430300"), basis(), uvci=first.uvci)
     with pytest.raises(DuplicateUvciError) as caught:
         await store.record(clash)
-    assert isinstance(caught.value, StoreError)
+    assert isinstance(caught.value, StoreUnavailable)
     assert "INSERT" not in str(caught.value)
 
 
@@ -187,7 +184,7 @@ def test_record_validates_its_fields() -> None:
 
 
 async def test_closed_pool_raises_store_error(create_database: CreateDatabase) -> None:
-    """Every operation on a closed pool fails as StoreError, without SQL in the message."""
+    """Every operation on a closed pool fails as StoreUnavailable, without SQL in the message."""
     dsn = await create_database()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     await pool.close()
@@ -201,18 +198,18 @@ async def test_closed_pool_raises_store_error(create_database: CreateDatabase) -
         store.denial_counts(),
     ]
     for call in calls:
-        with pytest.raises(StoreError) as caught:
+        with pytest.raises(StoreUnavailable) as caught:
             await call
         assert "SELECT" not in str(caught.value)
         assert "INSERT" not in str(caught.value)
 
 
 async def test_missing_schema_is_a_store_error(create_database: CreateDatabase) -> None:
-    """A database without the schema fails as StoreError naming the error class only."""
+    """A database without the schema fails as StoreUnavailable naming the error class only."""
     dsn = await create_database()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     try:
-        with pytest.raises(StoreError, match="UndefinedTableError") as caught:
+        with pytest.raises(StoreUnavailable, match="UndefinedTableError") as caught:
             await CertificateStore(pool).get("URN:UVCI:01:RU:X")
         assert "certificates" not in str(caught.value)
     finally:
@@ -220,7 +217,7 @@ async def test_missing_schema_is_a_store_error(create_database: CreateDatabase) 
 
 
 async def test_cancellation_is_not_swallowed(store: CertificateStore, pool: asyncpg.Pool) -> None:
-    """Cancelling a store call raises CancelledError, not StoreError."""
+    """Cancelling a store call raises CancelledError, not StoreUnavailable."""
     task = asyncio.create_task(store.count_denial(DenialReason.NOT_FOUND, date(2021, 7, 1)))
     await asyncio.sleep(0)
     task.cancel()

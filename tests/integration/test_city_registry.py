@@ -23,7 +23,8 @@ from regfed.domain.model import (
     Vaccination,
 )
 from regfed.domain.vaccines import DEFAULT_VACCINES
-from regfed.registries import CityRegistry, RegistryError
+from regfed.errors import RegistryError
+from regfed.registries.city import CityRegistry
 from tests.conftest import CreateDatabase
 
 BIRTH = date(1980, 5, 17)

@@ -13,7 +13,9 @@ from regfed.demo.seed import seed_demo
 from regfed.domain.identifiers import normalise_snils
 from regfed.domain.model import PersonQuery, Registry
 from regfed.domain.vaccines import DEFAULT_VACCINES
-from regfed.registries import CityRegistry, FederalRegistry, RegistryAdapter
+from regfed.registries.base import RegistryAdapter
+from regfed.registries.city import CityRegistry
+from regfed.registries.federal import FederalRegistry
 from tests.conftest import CreateDatabase
 
 NOW = datetime(2021, 11, 15, 9, 30, tzinfo=UTC)

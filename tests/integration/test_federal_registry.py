@@ -25,7 +25,8 @@ from regfed.domain.model import (
     Vaccination,
 )
 from regfed.domain.vaccines import DEFAULT_VACCINES
-from regfed.registries import FederalRegistry, RegistryError
+from regfed.errors import RegistryError
+from regfed.registries.federal import FederalRegistry
 from tests.conftest import CreateDatabase
 
 BIRTH = date(1975, 12, 3)

@@ -34,9 +34,9 @@ async def stub() -> AsyncIterator[Stub]:
     servicer = CertificateServicer(
         issuance=ExplodingIssuance(),  # type: ignore[arg-type]
         verification=unused,
-        trust=unused,
-        store=unused,
-        revocations=unused,
+        trust_list=unused,
+        revocation=unused,
+        stats=unused,
         operator=unused,
         clock=lambda: datetime.now(UTC),
     )

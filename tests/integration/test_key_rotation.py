@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from regfed.demo.people import DEMO_PEOPLE
-from regfed.hcert.keys import generate_signing_key, kid_of, load_signing_keys
+from regfed.hcert.keys import kid_of
 from regfed.hcert.signer import HcertSigner
+from regfed.keystore.signing import generate_signing_key, load_signing_keys
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from tests.conftest import CreateDatabase

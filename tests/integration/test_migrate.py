@@ -139,7 +139,7 @@ async def test_schema_holds_no_personal_data_columns(conn: asyncpg.Connection) -
         "valid_from",
         "valid_until",
         "issued_at",
-        "key_id",
+        "kid",
         "sources",
         "degraded",
         "revoked_at",
@@ -156,3 +156,19 @@ async def test_migrate_through_a_pool_connection(dsn: str) -> None:
             assert await pending(conn) == []
     finally:
         await pool.close()
+
+
+async def test_kid_migration_turns_base64_text_into_the_8_bytes(conn: asyncpg.Connection) -> None:
+    """Migration 3 keeps every certificate's signing key: base64 text becomes bytes."""
+    first_two = [m for m in available() if m.version <= 2]
+    await migrate(conn, first_two)
+    await conn.execute(
+        "INSERT INTO certificates (uvci, person_key, basis_fingerprint, kind, valid_from,"
+        " valid_until, issued_at, key_id, sources) VALUES ('URN:UVCI:01:RU:X', $1, $1,"
+        " 'test', now(), now() + interval '1 day', now(), 'AAECAwQFBgc=', '{city}')",
+        b"k" * 32,
+    )
+    assert 3 in await migrate(conn)
+    assert await conn.fetchval("SELECT kid FROM certificates") == bytes(range(8))
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute("UPDATE certificates SET kid = '\\x00'::bytea")

@@ -16,12 +16,13 @@ from regfed.demo.populate import (
     population_person,
 )
 from regfed.demo.seed import CITY_TABLES, FEDERAL_TABLES
-from regfed.domain.identifiers import format_snils_federal, normalise_snils
+from regfed.domain.identifiers import normalise_snils
 from regfed.domain.model import PersonQuery, Registry
 from regfed.domain.policy import Grant, PolicyConfig, decide
 from regfed.domain.vaccines import DEFAULT_VACCINES
 from regfed.federation.merge import merge
-from regfed.registries import CityRegistry, FederalRegistry
+from regfed.registries.city import CityRegistry
+from regfed.registries.federal import FederalRegistry, format_snils_federal
 from tests.conftest import CreateDatabase
 
 NOW = datetime(2021, 11, 15, 9, 30, tzinfo=UTC)
@@ -176,7 +177,7 @@ async def test_adapters_find_people_by_snils(
                     assert record.snils == person.snils
                     assert record.skipped_events == 0
                     assert record.first_name == person.first_name
-            decision = decide(merge(in_city, in_federal), NOW, PolicyConfig())
+            decision = decide(merge([r for r in (in_city, in_federal) if r]), NOW, PolicyConfig())
             outcome = (
                 decision.kind.name
                 if isinstance(decision, Grant)

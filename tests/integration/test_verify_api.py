@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from regfed.app import Application
-from regfed.cli import main
+from regfed.cli.main import main
 from regfed.demo.people import DEMO_PEOPLE
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from regfed.cli import main
+from regfed.cli.main import main
 from tests.hc1_reference import new_partner
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from regfed.config import ConfigError, load_settings
+from regfed.config import load_settings
 from regfed.domain.model import Confirmation
+from regfed.errors import ConfigError
 
 
 def test_defaults_are_the_development_setup() -> None:

@@ -6,16 +6,19 @@ from datetime import UTC, datetime
 
 from regfed.api import convert
 from regfed.domain.model import CertificateKind, DenialReason, Registry
+from regfed.service.stats import Stats
 
 
 def test_stats_labels_are_the_contracts_enum_names() -> None:
     """GetStats labels use the proto enum names, sorted, registries joined by '+'."""
     response = convert.stats(
-        {
-            (CertificateKind.TEST, (Registry.CITY,)): 2,
-            (CertificateKind.RECOVERY, (Registry.CITY, Registry.FEDERAL)): 1,
-        },
-        {DenialReason.NOT_FOUND: 5, DenialReason.ACTIVE_ILLNESS: 1},
+        Stats(
+            issued={
+                (CertificateKind.TEST, frozenset({Registry.CITY})): 2,
+                (CertificateKind.RECOVERY, frozenset({Registry.FEDERAL, Registry.CITY})): 1,
+            },
+            denials={DenialReason.NOT_FOUND: 5, DenialReason.ACTIVE_ILLNESS: 1},
+        )
     )
     assert [(c.label, c.count) for c in response.issued] == [
         ("CERTIFICATE_KIND_RECOVERY/REGISTRY_CITY+REGISTRY_FEDERAL", 1),

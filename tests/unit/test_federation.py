@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pytest
 
-from regfed.domain.model import PersonQuery, PersonRecord, Registry
-from regfed.federation.fanout import Federation, SourceStatus
-from regfed.registries.base import RegistryError
+from regfed.domain.model import PersonQuery, PersonRecord, Registry, Vaccination
+from regfed.errors import RegistryError
+from regfed.federation.fanout import Federation, SourceStatus, Upstream
+from regfed.registries.base import RegistryAdapter
 
 QUERY = PersonQuery("Иванов", "Иван", "", date(1980, 3, 14), snils="11223344595")
 
 
 def record(registry: Registry) -> PersonRecord:
     return PersonRecord(registry, "Иванов", "Иван", "", date(1980, 3, 14), snils="11223344595")
+
+
+def federation_of(registries: Sequence[RegistryAdapter], timeout: float) -> Federation:
+    """The registries in order, each with ``timeout``, the city leading."""
+    return Federation([Upstream(r, timeout, leads=r.registry is Registry.CITY) for r in registries])
 
 
 @dataclass
@@ -36,7 +43,7 @@ class FakeRegistry:
 
 async def test_both_matched_merge_city_led() -> None:
     """Both registries match: the merged record is the city's, and nothing is degraded."""
-    federation = Federation(
+    federation = federation_of(
         [
             FakeRegistry(Registry.CITY, record(Registry.CITY)),
             FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
@@ -65,7 +72,7 @@ class RendezvousRegistry:
 async def test_registries_are_asked_concurrently() -> None:
     """Both registries are in flight at once (asked one after the other, neither would answer)."""
     barrier = asyncio.Barrier(2)
-    federation = Federation(
+    federation = federation_of(
         [RendezvousRegistry(Registry.CITY, barrier), RendezvousRegistry(Registry.FEDERAL, barrier)],
         timeout=5.0,
     )
@@ -76,7 +83,7 @@ async def test_registries_are_asked_concurrently() -> None:
 
 async def test_slow_registry_times_out_and_the_other_answers() -> None:
     """A registry past its deadline is TIMED_OUT; the other's record stands, degraded."""
-    federation = Federation(
+    federation = federation_of(
         [
             FakeRegistry(Registry.CITY, record(Registry.CITY), delay=5),
             FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
@@ -93,7 +100,7 @@ async def test_slow_registry_times_out_and_the_other_answers() -> None:
 
 async def test_callers_deadline_bounds_each_registry() -> None:
     """The caller's remaining time caps the registry timeout."""
-    federation = Federation([FakeRegistry(Registry.CITY, None, delay=30)], timeout=60)
+    federation = federation_of([FakeRegistry(Registry.CITY, None, delay=30)], timeout=60)
     lookup = await federation.lookup(QUERY, remaining=0.1)
     assert lookup.sources[0].status is SourceStatus.TIMED_OUT
     assert lookup.unanswered
@@ -102,7 +109,7 @@ async def test_callers_deadline_bounds_each_registry() -> None:
 @pytest.mark.parametrize("error", [RegistryError("down"), RuntimeError("adapter bug")])
 async def test_failing_registry_is_reported_not_raised(error: Exception) -> None:
     """Registry errors, and even adapter bugs, become FAILED outcomes."""
-    federation = Federation(
+    federation = federation_of(
         [
             FakeRegistry(Registry.CITY, error),
             FakeRegistry(Registry.FEDERAL, record(Registry.FEDERAL)),
@@ -117,7 +124,7 @@ async def test_failing_registry_is_reported_not_raised(error: Exception) -> None
 
 async def test_cancellation_propagates() -> None:
     """Cancelling the caller cancels the lookup; it is not reported as a failure."""
-    federation = Federation([FakeRegistry(Registry.CITY, None, delay=5)], timeout=10)
+    federation = federation_of([FakeRegistry(Registry.CITY, None, delay=5)], timeout=10)
     task = asyncio.create_task(federation.lookup(QUERY))
     await asyncio.sleep(0.05)
     task.cancel()
@@ -143,7 +150,7 @@ async def test_name_spelling_is_compared_but_does_not_prevent_a_match(
         Registry.CITY, "Иванов", "Иван", "Иванович", date(1980, 3, 14), snils="11223344595"
     )
     query = PersonQuery(last, first, middle, date(1980, 3, 14), snils="11223344595")
-    federation = Federation([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
+    federation = federation_of([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
     lookup = await federation.lookup(query)
     assert lookup.sources[0].status is SourceStatus.MATCHED
     assert lookup.sources[0].name_mismatch is mismatch
@@ -153,5 +160,30 @@ async def test_yo_is_folded_when_names_are_compared() -> None:
     """ "Фёдоров" in the request and "Федоров" in the registry are the same name."""
     registry_record = PersonRecord(Registry.CITY, "Федоров", "Михаил", "", date(1960, 10, 5))
     query = PersonQuery("Фёдоров", "Михаил", "", date(1960, 10, 5), snils="22586149383")
-    federation = Federation([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
+    federation = federation_of([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
     assert not (await federation.lookup(query)).sources[0].name_mismatch
+
+
+async def test_the_leading_upstream_leads_wherever_it_is_listed() -> None:
+    """Merge roles are data: the leading upstream's record leads though listed last, and a
+    third registry fills in."""
+    city, federal = record(Registry.CITY), record(Registry.FEDERAL)
+    partner = replace(
+        record(Registry.FEDERAL),
+        vaccinations=(Vaccination("Sputnik-Light", 1, date(2026, 3, 1), Registry.FEDERAL),),
+    )
+    lookup = await Federation(
+        [
+            Upstream(FakeRegistry(Registry.FEDERAL, federal), 1.0),
+            Upstream(FakeRegistry(Registry.FEDERAL, partner), 1.0),
+            Upstream(FakeRegistry(Registry.CITY, city), 1.0, leads=True),
+        ]
+    ).lookup(QUERY)
+    assert lookup.record is not None
+    assert lookup.record.registry is Registry.CITY
+    assert lookup.record.vaccinations == partner.vaccinations
+    assert [s.registry for s in lookup.sources] == [
+        Registry.FEDERAL,
+        Registry.FEDERAL,
+        Registry.CITY,
+    ]

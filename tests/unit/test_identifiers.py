@@ -9,10 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from regfed.domain.identifiers import (
-    InvalidField,
     fold_name,
-    format_passport_federal,
-    format_snils_federal,
     names_match,
     normalise_oms,
     normalise_passport,
@@ -20,6 +17,8 @@ from regfed.domain.identifiers import (
     parse_birth_date,
     snils_check_digits,
 )
+from regfed.errors import InvalidField
+from regfed.registries.federal import format_passport_federal, format_snils_federal
 
 TODAY = date(2021, 7, 15)
 UNCHECKED_MAX = 1_001_998  # first nine digits up to 001-001-998 carry no checksum

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regfed.store.personkey import PersonKeyer
+from regfed.service.personkey import PersonKeyer
 
 SECRET = bytes(range(32))
 SNILS = "11223344595"

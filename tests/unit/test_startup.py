@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from regfed.app import Application
-from regfed.config import ConfigError, Settings
-from regfed.hcert.keys import KeyFileError, generate_signing_key
+from regfed.config import Settings
+from regfed.errors import ConfigError, KeyFileError
+from regfed.keystore.signing import generate_signing_key
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 

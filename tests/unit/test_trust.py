@@ -17,12 +17,11 @@ from regfed.hcert.trust import (
     TrustedKey,
     TrustError,
     TrustList,
-    add_to_trust_dir,
     load_pem_bundle,
-    load_trust_dir,
     trusted_key_from_certificate,
     trusted_key_from_der,
 )
+from regfed.keystore.trustdir import add_to_trust_dir, load_trust_dir
 from tests.hc1_reference import EKU_OIDS, Partner, new_partner, self_signed_certificate
 
 

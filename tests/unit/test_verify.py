@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives import serialization
 
 from regfed.domain.model import CertificateKind
 from regfed.hcert.payload import new_uvci
-from regfed.hcert.trust import TrustList, load_trust_dir, trusted_key_from_certificate
+from regfed.hcert.trust import TrustList, trusted_key_from_certificate
 from regfed.hcert.verify import Verdict
+from regfed.keystore.trustdir import load_trust_dir
 from tests.hc1_reference import (
     Partner,
     b45encode,

@@ -7,9 +7,11 @@ on the server (``REGFED_OPERATOR_TOKEN_FILE``). Partners' mutual TLS is separate
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Iterable
 
-import grpc
+from regfed.errors import PermissionDenied, Unauthenticated
+
+Metadata = Iterable[tuple[str, str | bytes]]
 
 
 class OperatorAuth:
@@ -21,14 +23,14 @@ class OperatorAuth:
     def __repr__(self) -> str:
         return "OperatorAuth(token=<redacted>)"
 
-    async def require(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Return when the call carries the operator token; abort it otherwise."""
+    def require(self, metadata: Metadata | None) -> None:
+        """Return when ``metadata`` carries the operator token; raise otherwise."""
         presented = [
             value
-            for key, value in (context.invocation_metadata() or ())
+            for key, value in (metadata or ())
             if key == "authorization" and isinstance(value, str)
         ]
         if not presented:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "operator credentials required")
+            raise Unauthenticated("operator credentials required")
         if not hmac.compare_digest(presented[0].encode(), self._expected):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator credential")
+            raise PermissionDenied("not an operator credential")

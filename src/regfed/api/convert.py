@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -23,7 +22,9 @@ from regfed.domain.model import (
 from regfed.federation.fanout import SourceOutcome, SourceStatus
 from regfed.hcert.trust import TrustedKey
 from regfed.hcert.verify import Verdict, Verification
-from regfed.issuance import IssuedCertificate, IssueResult
+from regfed.service.issuing import IssuedCertificate, IssueResult
+from regfed.service.stats import Stats
+from regfed.service.trustlist import TrustListView
 from regfed.v1 import certificate_service_pb2 as pb
 
 KIND = {
@@ -115,7 +116,7 @@ def certificate(issued: IssuedCertificate) -> pb.Certificate:
         qr_payload=issued.qr_text,
         qr_image=issued.image,
         qr_media_type=issued.image_media_type,
-        key_id=issued.key_id,
+        key_id=key_id(issued.kid),
         basis=[basis_event(e) for e in issued.grant.basis],
     )
 
@@ -150,14 +151,15 @@ VERDICT = {
 }
 
 
-def _b64(kid: bytes) -> str:
+def key_id(kid: bytes) -> str:
+    """A kid as the contract shows it: standard base64, padded. Inside regfed it is bytes."""
     return base64.b64encode(kid).decode("ascii")
 
 
 def trusted_key(key: TrustedKey) -> pb.TrustedKey:
     """A trust-list entry."""
     entry = pb.TrustedKey(
-        key_id=_b64(key.kid),
+        key_id=key_id(key.kid),
         algorithm=ALGORITHM.get(key.algorithm, pb.ALGORITHM_UNSPECIFIED),
         certificate=key.der,
         issuer=key.subject,
@@ -179,7 +181,7 @@ def verify_response(result: Verification, instant: datetime) -> pb.VerifyRespons
         holder_birth_date=result.holder_birth_date or "",
         uvci=result.uvci or "",
         issuer=result.issuer or "",
-        key_id=_b64(result.kid) if result.kid else "",
+        key_id=key_id(result.kid) if result.kid else "",
         verified_at=timestamp(instant),
     )
     if result.kind is not None:
@@ -191,26 +193,35 @@ def verify_response(result: Verification, instant: datetime) -> pb.VerifyRespons
     return response
 
 
-def stats(
-    issued: Mapping[tuple[CertificateKind, tuple[Registry, ...]], int],
-    denials: Mapping[DenialReason, int],
-) -> pb.GetStatsResponse:
+def trust_list(view: TrustListView) -> pb.GetTrustListResponse:
+    """GetTrustList."""
+    return pb.GetTrustListResponse(
+        keys=[trusted_key(k) for k in view.keys],
+        revoked_uvci_hashes=view.revoked_uvci_hashes,
+        generated_at=timestamp(view.generated_at),
+    )
+
+
+def _sources_label(sources: frozenset[Registry]) -> str:
+    """ "REGISTRY_CITY+REGISTRY_FEDERAL": the contract's names, in the contract's order."""
+    return "+".join(pb.Registry.Name(r) for r in sorted(REGISTRY[s] for s in sources))
+
+
+def stats(counts: Stats) -> pb.GetStatsResponse:
     """GetStats: issued by kind and sources ("CERTIFICATE_KIND_TEST/REGISTRY_CITY+..."),
     denials by reason; labels are the contract's enum names, sorted."""
-    issued_counts = [
+    issued = [
         pb.Count(
-            label=pb.CertificateKind.Name(KIND[kind])
-            + "/"
-            + "+".join(pb.Registry.Name(REGISTRY[r]) for r in sources),
+            label=f"{pb.CertificateKind.Name(KIND[kind])}/{_sources_label(sources)}",
             count=count,
         )
-        for (kind, sources), count in issued.items()
+        for (kind, sources), count in counts.issued.items()
     ]
-    denial_counts = [
+    denials = [
         pb.Count(label=pb.DenialReason.Name(DENIAL_REASON[reason]), count=count)
-        for reason, count in denials.items()
+        for reason, count in counts.denials.items()
     ]
     return pb.GetStatsResponse(
-        issued=sorted(issued_counts, key=lambda c: c.label),
-        denials=sorted(denial_counts, key=lambda c: c.label),
+        issued=sorted(issued, key=lambda c: c.label),
+        denials=sorted(denials, key=lambda c: c.label),
     )

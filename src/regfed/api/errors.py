@@ -1,34 +1,44 @@
-"""Mapping failures to gRPC statuses, once, at the transport's edge.
+"""The one table from regfed's errors to gRPC statuses, applied at the transport's edge.
 
-Expected failures get their documented code with google.rpc details; anything unexpected
-becomes INTERNAL with a fixed message for the caller and a logged traceback for us —
-never ``str(exc)``, which could carry SQL or personal data.
+Expected failures (``regfed.errors``) get their documented code with ``google.rpc``
+details; anything unexpected becomes INTERNAL with a fixed message for the caller and a
+logged traceback for us — never ``str(exc)``, which could carry SQL or personal data.
+Nothing else in regfed aborts a call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from regfed.api.validation import FieldViolation, InvalidRequest
-from regfed.issuance import RegistriesUnavailable
-from regfed.store.certificates import StoreError
+from regfed import logs
+from regfed.errors import (
+    FieldViolation,
+    InvalidField,
+    InvalidRequest,
+    NotFound,
+    NotServed,
+    PermissionDenied,
+    RegfedError,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "regfed.v1"
 INTERNAL_MESSAGE = "internal error"
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+RETRY_AFTER_SECONDS = 1
 
 S = TypeVar("S")
 Req = TypeVar("Req")
@@ -36,86 +46,125 @@ Resp = TypeVar("Resp")
 Handler = Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]
 
 
-def _pack(*messages: Any) -> list[any_pb2.Any]:
-    packed = []
-    for message in messages:
-        holder = any_pb2.Any()
-        holder.Pack(message)
-        packed.append(holder)
-    return packed
-
-
-async def abort_invalid(
-    context: grpc.aio.ServicerContext[Any, Any], violations: list[FieldViolation]
-) -> NoReturn:
-    """INVALID_ARGUMENT with a google.rpc.BadRequest naming each field."""
-    bad_request = error_details_pb2.BadRequest(
+def _bad_request(violations: list[FieldViolation]) -> tuple[str, list[message.Message]]:
+    """The message and BadRequest detail naming each field (never its value)."""
+    text = "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in violations)
+    detail = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
             for v in violations
         ]
     )
-    message = "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in violations)
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=message, details=_pack(bad_request)
-    )
-    await context.abort_with_status(rpc_status.to_status(status))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
+    return text, [detail]
 
 
-async def abort_unavailable(
-    context: grpc.aio.ServicerContext[Any, Any], reason: str, message: str, retry_after: float
-) -> NoReturn:
-    """UNAVAILABLE (retryable) with ErrorInfo and RetryInfo."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+def _invalid_request(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    assert isinstance(exc, InvalidRequest)
+    return _bad_request(exc.violations)
+
+
+def _invalid_field(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    assert isinstance(exc, InvalidField)
+    return _bad_request([FieldViolation(exc.field, exc.description)])
+
+
+def _unavailable(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    """Retryable: ErrorInfo says which dependency, RetryInfo when to try again."""
+    assert isinstance(exc, Unavailable)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
     retry = error_details_pb2.RetryInfo(
-        retry_delay=duration_pb2.Duration(seconds=int(retry_after), nanos=0)
+        retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)
     )
-    status = status_pb2.Status(
-        code=code_pb2.UNAVAILABLE, message=message, details=_pack(info, retry)
-    )
-    await context.abort_with_status(rpc_status.to_status(status))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
+    return str(exc), [info, retry]
 
 
-def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's ``x-request-id`` when it sent a sane one, else a new one."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
-            return value
+def _plain(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    return str(exc), []
+
+
+# Each error class (or its nearest listed base) -> (status code, message and details).
+# Every message here is one regfed wrote for its callers: none quotes input or a foreign
+# exception.
+TABLE: dict[type[RegfedError], tuple[int, Callable[[RegfedError], Any]]] = {
+    InvalidRequest: (code_pb2.INVALID_ARGUMENT, _invalid_request),
+    InvalidField: (code_pb2.INVALID_ARGUMENT, _invalid_field),
+    NotFound: (code_pb2.NOT_FOUND, _plain),
+    Unauthenticated: (code_pb2.UNAUTHENTICATED, _plain),
+    PermissionDenied: (code_pb2.PERMISSION_DENIED, _plain),
+    NotServed: (code_pb2.UNIMPLEMENTED, _plain),
+    Unavailable: (code_pb2.UNAVAILABLE, _unavailable),
+}
+
+
+def status_of(exc: BaseException) -> status_pb2.Status | None:
+    """The google.rpc.Status for an expected error; None for anything unexpected."""
+    if not isinstance(exc, RegfedError):
+        return None
+    for cls in type(exc).__mro__:
+        rule = TABLE.get(cls)
+        if rule is not None:
+            code, describe = rule
+            text, details = describe(exc)
+            packed = []
+            for detail in details:
+                holder = any_pb2.Any()
+                holder.Pack(detail)
+                packed.append(holder)
+            return status_pb2.Status(code=code, message=text, details=packed)
+    return None
+
+
+# A caller's request id is logged as it is, so only a short, plain token is taken.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def new_request_id(*candidates: str) -> str:
+    """The first of ``candidates`` that is a sane request id, else a new one."""
+    for candidate in candidates:
+        if candidate and _REQUEST_ID.fullmatch(candidate):
+            return candidate
     return secrets.token_hex(8)
 
 
+def _metadata_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return ""
+
+
 def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
-    """Wrap a servicer method: request id, expected failures mapped, the unexpected contained."""
+    """Wrap a servicer method: its request id set for every log line of the call, expected
+    failures mapped by ``TABLE``, the unexpected contained."""
 
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
-        token = request_id.set(_request_id(context))
+        # IssueRequest carries its own request_id; the metadata, when sent, wins.
+        own = getattr(request, "request_id", "")
+        token = logs.request_id.set(new_request_id(_metadata_request_id(context), own))
         try:
             return await method(self, request, context)
-        except InvalidRequest as exc:
-            await abort_invalid(context, exc.violations)
-        except RegistriesUnavailable as exc:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-            log.warning("request %s: registries unavailable: %s", request_id.get(), exc)
-            await abort_unavailable(
-                context, "REGISTRY_UNAVAILABLE", f"registries unavailable: {exc}", retry_after=1
-            )
-        except StoreError:
-            log.exception("request %s: store failed", request_id.get())
-            await abort_unavailable(
-                context, "STORE_UNAVAILABLE", "certificate store unavailable", retry_after=1
-            )
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
-        except Exception:
-            log.exception("request %s: unexpected failure in %s", request_id.get(), method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        except Exception as exc:
+            await _abort(context, exc, method.__name__)
         finally:
-            request_id.reset(token)
-        raise AssertionError("unreachable: every failure above aborts the call")
+            logs.request_id.reset(token)
+        raise AssertionError("unreachable: _abort always aborts the call")
 
     return wrapper
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str) -> None:
+    """Abort the call with the status ``exc`` maps to."""
+    status = status_of(exc)
+    if status is None:
+        log.exception("request %s: unexpected failure in %s", logs.request_id.get(), name)
+        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+    elif status.code == code_pb2.UNAVAILABLE:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            # Nothing answered because the caller's own time ran out.
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+        log.warning("%s", status.message, exc_info=exc.__cause__ is not None)
+    await context.abort_with_status(rpc_status.to_status(status))

@@ -1,9 +1,10 @@
-"""CertificateService: thin servicers — validate and convert, call a use case, convert back."""
+"""CertificateService: thin servicers — validate and convert, call one use case, convert back.
+
+Failures are raised as ``regfed.errors`` and mapped to statuses by ``api.errors`` alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -11,20 +12,17 @@ import grpc
 from regfed.api import convert
 from regfed.api.auth import OperatorAuth
 from regfed.api.errors import rpc_boundary
-from regfed.api.validation import (
-    FieldViolation,
-    InvalidRequest,
-    person_query,
-    revocation,
-    verify_payload,
-)
+from regfed.api.validation import person_query, revocation, verify_at, verify_payload
 from regfed.domain.model import moscow_date
-from regfed.issuance import ImageFormat, IssueService
-from regfed.store.certificates import CertificateStore
-from regfed.store.revocations import RevocationCache
+from regfed.errors import FieldViolation, InvalidRequest, NotServed
+from regfed.service.issuing import ImageFormat, IssueService
+from regfed.service.ports import Clock
+from regfed.service.revoking import RevocationService
+from regfed.service.stats import StatsService
+from regfed.service.trustlist import TrustListService
+from regfed.service.verifying import VerifyService
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
-from regfed.verification import TrustSource, VerifyService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -43,17 +41,17 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         *,
         issuance: IssueService,
         verification: VerifyService,
-        trust: TrustSource,
-        store: CertificateStore,
-        revocations: RevocationCache,
+        trust_list: TrustListService,
+        revocation: RevocationService,
+        stats: StatsService,
         operator: OperatorAuth,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._issuance = issuance
         self._verification = verification
-        self._trust = trust
-        self._store = store
-        self._revocations = revocations
+        self._trust_list = trust_list
+        self._revocation = revocation
+        self._stats = stats
         self._operator = operator
         self._clock = clock
 
@@ -71,8 +69,8 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
     async def Verify(self, request: pb.VerifyRequest, context: Context) -> pb.VerifyResponse:  # noqa: N802
         """Give any scanned text a verdict."""
         text = verify_payload(request.qr_payload)
-        at = request.at.ToDatetime(tzinfo=UTC) if request.HasField("at") else None
-        result, instant = self._verification.verify(text, at)
+        at = verify_at(request.at) if request.HasField("at") else None
+        result, instant = await self._verification.verify(text, at)
         return convert.verify_response(result, instant)
 
     @rpc_boundary
@@ -80,41 +78,33 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         self, request: pb.GetTrustListRequest, context: Context
     ) -> pb.GetTrustListResponse:
         """Every public key a verifier needs, and the hashes of our revoked UVCIs."""
-        now = self._clock()
-        return pb.GetTrustListResponse(
-            keys=[convert.trusted_key(k) for k in self._trust.current().keys],
-            revoked_uvci_hashes=await self._store.revoked_uvci_hashes(now),
-            generated_at=convert.timestamp(now),
-        )
+        return convert.trust_list(await self._trust_list.trust_list())
 
     @rpc_boundary
     async def Revoke(self, request: pb.RevokeRequest, context: Context) -> pb.RevokeResponse:  # noqa: N802
         """Revoke a certificate (operators only)."""
-        await self._operator.require(context)
+        self._operator.require(context.invocation_metadata())
         uvci, reason = revocation(request.uvci, request.reason)
-        record = await self._store.revoke(uvci, reason, self._clock())
-        if record is None or record.revoked_at is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no certificate with this UVCI")
-            raise AssertionError("abort returned")  # pragma: no cover
-        self._revocations.note(record.uvci, record.revoked_at)
+        record = await self._revocation.revoke(uvci, reason)
+        assert record.revoked_at is not None  # the use case returns it revoked
         return pb.RevokeResponse(uvci=record.uvci, revoked_at=convert.timestamp(record.revoked_at))
 
+    @rpc_boundary
     async def SubmitApplication(  # noqa: N802
         self, request: pb.SubmitApplicationRequest, context: Context
     ) -> pb.Application:
         """Not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "applications are not served yet")
+        raise NotServed("applications are not served yet")
 
+    @rpc_boundary
     async def GetApplication(  # noqa: N802
         self, request: pb.GetApplicationRequest, context: Context
     ) -> pb.Application:
         """Not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "applications are not served yet")
+        raise NotServed("applications are not served yet")
 
     @rpc_boundary
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:  # noqa: N802
         """Counts of live certificates and of denials (denials reach the store in batches,
         every few seconds)."""
-        issued = await self._store.issued_counts()
-        denials = await self._store.denial_counts()
-        return convert.stats(issued, denials)
+        return convert.stats(await self._stats.stats())

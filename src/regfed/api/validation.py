@@ -7,36 +7,22 @@ field, never what the field held.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+
+from google.protobuf import timestamp_pb2
 
 from regfed.domain.identifiers import (
-    InvalidField,
     normalise_oms,
     normalise_passport,
     normalise_snils,
     parse_birth_date,
 )
 from regfed.domain.model import PersonQuery
+from regfed.errors import FieldViolation, InvalidField, InvalidRequest
+from regfed.hcert.payload import MAX_TEXT, UVCI_PREFIX
 from regfed.v1 import certificate_service_pb2 as pb
 
 MAX_NAME_LENGTH = 100
-
-
-@dataclass(frozen=True, slots=True)
-class FieldViolation:
-    """One field and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class InvalidRequest(Exception):
-    """The request is malformed; ``violations`` says where."""
-
-    def __init__(self, violations: list[FieldViolation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
 
 
 def _name(value: str, field: str, violations: list[FieldViolation], *, required: bool) -> str:
@@ -94,7 +80,21 @@ def person_query(person: pb.Person, today: date, field: str = "person") -> Perso
 
 MAX_QR_PAYLOAD = 8 * 1024  # bytes; real codes are well under 2 KiB
 MAX_REASON_LENGTH = 500
-UVCI_PREFIX = "URN:UVCI:"
+
+
+# The instants a Timestamp may hold (google/protobuf/timestamp.proto), as Python's datetime
+# can: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+
+def verify_at(at: timestamp_pb2.Timestamp) -> datetime:
+    """``VerifyRequest.at`` as an aware instant, or InvalidRequest when it is out of range."""
+    if not (_MIN_SECONDS <= at.seconds <= _MAX_SECONDS and 0 <= at.nanos < 1_000_000_000):
+        raise InvalidRequest(
+            [FieldViolation("at", "must be a timestamp between years 1 and 9999 (UTC)")]
+        )
+    return at.ToDatetime(tzinfo=UTC)
 
 
 def verify_payload(text: str) -> str:
@@ -112,8 +112,10 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
     """A UVCI and a reason to revoke it for, or InvalidRequest naming what is wrong."""
     violations: list[FieldViolation] = []
     uvci = uvci.strip()
-    if not uvci.startswith(UVCI_PREFIX) or len(uvci) > 80:
-        violations.append(FieldViolation("uvci", f"must start with {UVCI_PREFIX} (at most 80)"))
+    if not uvci.startswith(UVCI_PREFIX) or len(uvci) > MAX_TEXT:
+        violations.append(
+            FieldViolation("uvci", f"must start with {UVCI_PREFIX} (at most {MAX_TEXT} characters)")
+        )
     reason = " ".join(reason.split())
     if not reason:
         violations.append(FieldViolation("reason", "must not be empty"))

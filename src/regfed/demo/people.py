@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from regfed.domain.identifiers import format_snils_federal
+from regfed.registries.federal import format_snils_federal
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,10 @@ import asyncpg
 
 from regfed.demo.people import Dose, Illness, LabTest
 from regfed.demo.seed import CITY_TABLES, FEDERAL_TABLES, prepare_registry
-from regfed.domain.identifiers import (
-    format_passport_federal,
-    format_snils_federal,
-    snils_check_digits,
-)
+from regfed.domain.identifiers import snils_check_digits
 from regfed.domain.model import moscow_date, moscow_midnight
 from regfed.domain.vaccines import DEFAULT_VACCINES
+from regfed.registries.federal import format_passport_federal, format_snils_federal
 
 # The first nine SNILS digits of person i are SNILS_BASE + i (well above the unchecked range).
 SNILS_BASE = 100_000_000

@@ -19,9 +19,9 @@ import asyncpg
 
 from regfed.demo.people import DEMO_PEOPLE, DemoPerson, Dose, Illness, LabTest
 from regfed.demo.schema import registry_ddl
-from regfed.domain.identifiers import format_passport_federal, format_snils_federal
 from regfed.domain.model import moscow_date, moscow_midnight
 from regfed.domain.vaccines import DEFAULT_VACCINES
+from regfed.registries.federal import format_passport_federal, format_snils_federal
 
 # Parents first: rows are copied in this order, and TRUNCATE takes them all at once.
 CITY_TABLES = ("patients", "immunizations", "covid_cases", "lab_results")

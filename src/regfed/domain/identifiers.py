@@ -11,6 +11,8 @@ import re
 import unicodedata
 from datetime import date
 
+from regfed.errors import InvalidField
+
 _DIGITS = frozenset("0123456789")  # str.isdigit() would also take '٣', '³', ...
 
 # The first nine digits of SNILS numbers issued before check digits were introduced.
@@ -18,16 +20,6 @@ _SNILS_UNCHECKED_MAX = 1_001_998
 
 _EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-class InvalidField(ValueError):
-    """A value a person gave is not acceptable; ``description`` says why, in English."""
-
-    def __init__(self, field: str, description: str) -> None:
-        """Name the request field and what is wrong with it (never the value itself)."""
-        super().__init__(f"{field}: {description}")
-        self.field = field
-        self.description = description
 
 
 def _digits(raw: str, *, field: str, count: int, separators: str, allowed_text: str) -> str:
@@ -72,14 +64,6 @@ def normalise_snils(raw: str) -> str:
     return digits
 
 
-def format_snils_federal(digits11: str) -> str:
-    """The federal registry's spelling of a SNILS: ``XXX-XXX-XXX YY``."""
-    if len(digits11) != 11 or not set(digits11) <= _DIGITS:
-        raise ValueError("digits11 must be 11 digits")
-    d = digits11
-    return f"{d[0:3]}-{d[3:6]}-{d[6:9]} {d[9:11]}"
-
-
 def normalise_oms(raw: str) -> str:
     """16 bare digits of an OMS policy number; spaces between digits are dropped."""
     return _digits(
@@ -92,13 +76,6 @@ def normalise_passport(raw: str) -> str:
     return _digits(
         raw, field="passport", count=10, separators=" ", allowed_text="digits and spaces"
     )
-
-
-def format_passport_federal(digits10: str) -> str:
-    """The federal registry's spelling of a passport: ``SSSS NNNNNN``."""
-    if len(digits10) != 10 or not set(digits10) <= _DIGITS:
-        raise ValueError("digits10 must be 10 digits")
-    return f"{digits10[:4]} {digits10[4:]}"
 
 
 def fold_name(name: str) -> str:

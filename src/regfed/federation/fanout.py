@@ -1,5 +1,9 @@
 """Asking every registry at once, each within its own deadline inside the caller's.
 
+The registries are data: a list of :class:`Upstream` entries, each an adapter with its
+own timeout and its role in the merge. A third registry (a partner region reached over
+gRPC) is one more entry and one more adapter; nothing here changes.
+
 Each upstream answers with a named outcome — matched, not found, failed, timed out — never
 an exception: a registry's fault degrades the answer, it does not fail the call.
 """
@@ -15,8 +19,9 @@ from dataclasses import dataclass
 
 from regfed.domain.identifiers import names_match
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
+from regfed.errors import RegistryError
 from regfed.federation.merge import merge
-from regfed.registries.base import RegistryAdapter, RegistryError
+from regfed.registries.base import RegistryAdapter
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +70,42 @@ class FederatedLookup:
         return not any(s.answered for s in self.sources)
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One registry the federation asks.
+
+    ``timeout``: seconds it gets, inside the caller's deadline. ``leads``: its record, when
+    it has one, leads the merge (names, and events the same in two registries). Records
+    are merged in list order with the leading upstreams' first, so with the city leading
+    and the federal registry after it, the city's record leads when the city knows the
+    person and the federal one stands alone otherwise.
+    """
+
+    adapter: RegistryAdapter
+    timeout: float
+    leads: bool = False
+
+
 class Federation:
     """Looks a person up in every registry concurrently and merges what they know."""
 
-    def __init__(self, adapters: Sequence[RegistryAdapter], timeout: float) -> None:
-        self._adapters = tuple(adapters)
-        self._timeout = timeout
+    def __init__(self, upstreams: Sequence[Upstream]) -> None:
+        if not upstreams:
+            raise ValueError("a federation needs at least one registry")
+        self._upstreams = tuple(upstreams)
+        # Merge order: leading upstreams first, each group in list order (sorted is stable).
+        self._merge_order = sorted(range(len(upstreams)), key=lambda i: not upstreams[i].leads)
 
     async def lookup(self, query: PersonQuery, remaining: float | None = None) -> FederatedLookup:
         """Ask every registry; ``remaining`` is the caller's time left, in seconds.
 
         Latency is the slower registry's, never the sum.
         """
-        timeout = self._timeout if remaining is None else max(0.0, min(self._timeout, remaining))
-        outcomes = await asyncio.gather(*(self._ask(a, query, timeout) for a in self._adapters))
-        by_registry = {o.registry: o.record for o in outcomes}
-        record = merge(by_registry.get(Registry.CITY), by_registry.get(Registry.FEDERAL))
-        return FederatedLookup(sources=tuple(outcomes), record=record)
+        outcomes = await asyncio.gather(
+            *(self._ask(u.adapter, query, _limit(u.timeout, remaining)) for u in self._upstreams)
+        )
+        records = [r for r in (outcomes[i].record for i in self._merge_order) if r is not None]
+        return FederatedLookup(sources=tuple(outcomes), record=merge(records))
 
     @staticmethod
     async def _ask(adapter: RegistryAdapter, query: PersonQuery, limit: float) -> SourceOutcome:
@@ -108,6 +132,11 @@ class Federation:
         return SourceOutcome(
             adapter.registry, status, time.perf_counter() - started, record, mismatch
         )
+
+
+def _limit(timeout: float, remaining: float | None) -> float:
+    """An upstream's own timeout, cut to what is left of the caller's deadline."""
+    return timeout if remaining is None else max(0.0, min(timeout, remaining))
 
 
 def _same_name(query: PersonQuery, record: PersonRecord) -> bool:

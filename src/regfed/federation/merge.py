@@ -1,14 +1,15 @@
-"""Merging what the two registries know about one person.
+"""Merging what the registries know about one person.
 
-The city record, when there is one, leads: its names and events stand, and the federal
-registry fills in events the city does not have (other regions, clinics the city does not
-run). The same event in both counts once, the city's copy winning. With no city match the
-federal record stands alone.
+The leading record stands — its names and events — and each other record fills in the
+events it lacks (the federal registry knows other regions and clinics the city does not
+run). The same event in two records counts once, the leading copy winning. Which record
+leads is the federation's choice (``fanout.Upstream.leads``): the city's when there is one,
+else the federal one alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -51,19 +52,26 @@ def _union(lead: Iterable[E], extra: Iterable[E], key: Callable[[E], Hashable]) 
     return tuple(merged)
 
 
-def merge(city: PersonRecord | None, federal: PersonRecord | None) -> PersonRecord | None:
-    """One record for the person: city-led, federal filling in; None when neither knows them."""
-    if city is None:
-        return federal
-    if federal is None:
-        return city
+def _fill(lead: PersonRecord, extra: PersonRecord) -> PersonRecord:
+    """``lead`` with what ``extra`` knows and ``lead`` does not."""
     return replace(
-        city,
-        snils=city.snils or federal.snils,
-        oms_policy=city.oms_policy or federal.oms_policy,
-        passport=city.passport or federal.passport,
-        vaccinations=_union(city.vaccinations, federal.vaccinations, _vaccination_key),
-        illnesses=_union(city.illnesses, federal.illnesses, _episode_key),
-        lab_results=_union(city.lab_results, federal.lab_results, _lab_key),
-        skipped_events=city.skipped_events + federal.skipped_events,
+        lead,
+        snils=lead.snils or extra.snils,
+        oms_policy=lead.oms_policy or extra.oms_policy,
+        passport=lead.passport or extra.passport,
+        vaccinations=_union(lead.vaccinations, extra.vaccinations, _vaccination_key),
+        illnesses=_union(lead.illnesses, extra.illnesses, _episode_key),
+        lab_results=_union(lead.lab_results, extra.lab_results, _lab_key),
+        skipped_events=lead.skipped_events + extra.skipped_events,
     )
+
+
+def merge(records: Sequence[PersonRecord]) -> PersonRecord | None:
+    """One record for the person: the first of ``records`` leads, each next one fills in;
+    None when no registry knows them."""
+    if not records:
+        return None
+    merged = records[0]
+    for extra in records[1:]:
+        merged = _fill(merged, extra)
+    return merged

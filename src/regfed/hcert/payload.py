@@ -41,7 +41,7 @@ CLAIM_ISSUED_AT = 6
 CLAIM_HCERT = -260
 HCERT_V1 = 1
 
-UVCI_PREFIX = "URN:UVCI:01:RU:"
+UVCI_PREFIX = "URN:UVCI:01:"  # then the issuing country, ":", the opaque part
 # Luhn mod N over the characters a UVCI may contain, in code point order.
 _UVCI_ALPHABET = "/0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -138,12 +138,14 @@ def build_hcert(
     birth_date: date,
     uvci: str,
     issuer_name: str,
+    country: str = COUNTRY,
 ) -> Hcert:
     """The hcert map for ``grant``: ``ver``, ``nam``, ``dob`` and one ``v``/``r``/``t`` entry.
 
-    Names are the registry's spelling (the certificate carries it, not the request's).
-    Raises ``ValueError`` when the grant's basis does not fit its kind (a bug upstream:
-    better no certificate than a wrong one).
+    Names are the registry's spelling (the certificate carries it, not the request's);
+    ``country`` is the entry's ``co``, the issuer's own country. Raises ``ValueError``
+    when the grant's basis does not fit its kind (a bug upstream: better no certificate
+    than a wrong one).
     """
     if len(uvci) > MAX_TEXT or len(issuer_name) > MAX_TEXT:
         raise ValueError("uvci and issuer name are at most 80 characters")
@@ -154,7 +156,7 @@ def build_hcert(
         group, entry = "r", _recovery_entry(grant)
     else:
         group, entry = "t", _test_entry(grant)
-    entry.update({"co": COUNTRY, "is": issuer_name, "ci": uvci})
+    entry.update({"co": country, "is": issuer_name, "ci": uvci})
     return {
         "ver": SCHEMA_VERSION,
         "nam": _name(last_name, first_name),
@@ -205,20 +207,25 @@ def luhn_mod_n(text: str) -> str:
     return _UVCI_ALPHABET[(n - total % n) % n]
 
 
-def new_uvci() -> str:
-    """A fresh UVCI: ``URN:UVCI:01:RU:`` + 26 random characters + ``#`` + check character.
+def new_uvci(country: str = COUNTRY) -> str:
+    """A fresh UVCI: ``URN:UVCI:01:`` + country + ``:`` + 26 random characters + ``#`` +
+    the check character of those 26.
 
     The opaque part comes from ``secrets``: it must not reveal or be derivable from who
     the holder is, and must not be guessable (a UVCI is what a revocation names).
     """
     # 16 random bytes in base32: 26 characters of A-Z2-7, 128 bits, drawn in one call.
     opaque = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
-    return f"{UVCI_PREFIX}{opaque}#{luhn_mod_n(opaque)}"
+    return f"{UVCI_PREFIX}{country}:{opaque}#{luhn_mod_n(opaque)}"
 
 
 def uvci_checksum_ok(uvci: str) -> bool:
     """Whether a UVCI in this service's format carries a correct check character."""
-    body, sep, check = uvci.removeprefix(UVCI_PREFIX).rpartition("#")
+    country, colon, opaque = uvci.removeprefix(UVCI_PREFIX).partition(":")
+    if not uvci.startswith(UVCI_PREFIX) or not country or not colon:
+        return False
+    # The check character itself may be ':' or '/': the '#' before it is the separator.
+    body, sep, check = opaque.rpartition("#")
     if not sep or len(check) != 1 or not body:
         return False
     if any(char not in _UVCI_ALPHABET for char in body):

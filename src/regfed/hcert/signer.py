@@ -8,7 +8,6 @@ at a fixed level is deterministic, so equal inputs give an equal code.
 
 from __future__ import annotations
 
-import base64
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,11 +27,6 @@ def encode_hc1(cose: bytes) -> str:
     return HC1_PREFIX + b45encode(zlib.compress(cose, ZLIB_LEVEL))
 
 
-def key_id_b64(kid: bytes) -> str:
-    """A kid as the API, the store and trust lists show it: standard base64, padded."""
-    return base64.b64encode(kid).decode("ascii")
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -43,7 +37,6 @@ class SignedCode:
 
     text: str
     kid: bytes
-    key_id_b64: str
 
 
 class HcertSigner:
@@ -73,7 +66,7 @@ class HcertSigner:
         self._clock = clock
 
     def __repr__(self) -> str:
-        kids = ", ".join(key_id_b64(kid) for kid in self._keys)
+        kids = ", ".join(kid.hex() for kid in self._keys)
         return f"HcertSigner(issuer_name={self.issuer_name!r}, kids=[{kids}])"
 
     def signer_at(self, now: datetime, kid: bytes | None = None) -> SigningKey:
@@ -87,11 +80,6 @@ class HcertSigner:
     def current_kid(self) -> bytes:
         """The kid of the key that signs new certificates now."""
         return self.signer_at(self._clock()).kid
-
-    @property
-    def current_key_id(self) -> str:
-        """``current_kid`` as base64, the form the store and the API keep."""
-        return key_id_b64(self.current_kid)
 
     def sign(
         self,
@@ -116,4 +104,4 @@ class HcertSigner:
             expires_at=expires_at,
         )
         text = encode_hc1(sign1(claims, key))
-        return SignedCode(text=text, kid=key.kid, key_id_b64=key_id_b64(key.kid))
+        return SignedCode(text=text, kid=key.kid)

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -53,7 +51,6 @@ _EKU_KINDS = {
     EKU_RECOVERY: CertificateKind.RECOVERY,
 }
 
-TRUST_FILE_PATTERNS = ("*.pem", "*.crt")
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL
 )
@@ -252,84 +249,11 @@ def load_pem_bundle(data: bytes, *, own: bool, source: str) -> list[TrustedKey]:
     return keys
 
 
-def _load_file_data(data: bytes, *, source: str) -> list[TrustedKey]:
-    """A partner's certificate file: a PEM bundle, or else one DER certificate."""
+def load_certificate_data(data: bytes, *, own: bool, source: str) -> list[TrustedKey]:
+    """The certificates of a file's bytes: a PEM bundle, or else one DER certificate."""
     if b"-----BEGIN" not in data:
-        return [trusted_key_from_der(data, own=False, source=source)]
-    return load_pem_bundle(data, own=False, source=source)
-
-
-def _pem(der: bytes) -> bytes:
-    """A certificate in PEM (RFC 7468): base64 in lines of 64 characters."""
-    text = base64.b64encode(der)
-    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
-    return b"\n".join([b"-----BEGIN CERTIFICATE-----", *lines, b"-----END CERTIFICATE-----", b""])
-
-
-def _file_name(source: str) -> str:
-    """A safe ``.pem`` name in the trust folder for a file called ``source``."""
-    stem = Path(source).name.removesuffix(".pem").removesuffix(".crt")
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "partner"
-    return f"{stem}.pem"
-
-
-def add_to_trust_dir(folder: Path, data: bytes, *, source: str) -> list[TrustedKey]:
-    """Check the certificate(s) in ``data`` and write them to ``folder`` as ``SOURCE.pem``.
-
-    Only the certificates are written (re-armoured from their DER), so nothing else in
-    the operator's file, such as a private key pasted by mistake, lands in the folder.
-    The file appears by rename: a running server's loader never sees it half-written,
-    and the folder's mtime tells it to reload. Raises ``TrustError`` for unusable data
-    or when another file of that name exists (adding the same content again is a no-op),
-    and ``OSError`` when the folder cannot be written.
-    """
-    keys = _load_file_data(data, source=source)
-    pem = b"".join(_pem(key.der) for key in keys)
-    name = _file_name(source)
-    target = folder / name
-    keys = [replace(key, source=name) for key in keys]
-    folder.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        if target.read_bytes() == pem:
-            return keys
-        raise TrustError(f"{name} already exists in the trust folder with other content")
-    temporary = folder / f".{name}.{os.getpid()}.tmp"  # matches neither *.pem nor *.crt
-    try:
-        temporary.write_bytes(pem)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return keys
-
-
-@dataclass(frozen=True, slots=True)
-class TrustLoad:
-    """What ``load_trust_dir`` found: usable keys, and one line per file it skipped."""
-
-    keys: list[TrustedKey]
-    problems: list[str]
-
-
-def load_trust_dir(folder: Path) -> TrustLoad:
-    """Every ``*.pem`` / ``*.crt`` file of ``folder``, in name order; never raises.
-
-    A bad file is reported (its name and what is wrong) and skipped: one partner's
-    broken certificate must not stop the service, or the other partners' codes.
-    A file without PEM armour is read as a single DER certificate.
-    """
-    if not folder.is_dir():
-        return TrustLoad([], [f"{folder}: trust folder does not exist or is not a folder"])
-    paths = sorted({p for pattern in TRUST_FILE_PATTERNS for p in folder.glob(pattern)})
-    keys: list[TrustedKey] = []
-    problems: list[str] = []
-    for path in paths:
-        try:
-            keys.extend(_load_file_data(path.read_bytes(), source=path.name))
-        except OSError as error:
-            problems.append(f"{path.name}: cannot be read ({error.strerror or 'I/O error'})")
-        except TrustError as error:
-            problems.append(f"{path.name}: {error}")
-    return TrustLoad(keys, problems)
+        return [trusted_key_from_der(data, own=own, source=source)]
+    return load_pem_bundle(data, own=own, source=source)
 
 
 class TrustList:

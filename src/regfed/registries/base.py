@@ -1,30 +1,23 @@
-"""The port every registry adapter implements, and the one error it may raise."""
+"""The port every registry adapter implements.
+
+The rest of the service sees only :class:`RegistryAdapter`: a registry reached some other
+way (a partner region over gRPC) is one more implementation of it, and one more entry in
+the federation's list of upstreams.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Protocol
 
-import asyncpg
-
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
-
-
-class RegistryError(Exception):
-    """A registry could not answer (unreachable, refused, broken schema, ...).
-
-    The message names the registry and the kind of failure only: never personal data,
-    never SQL, so it may be logged and counted as it is.
-    """
 
 
 class RegistryAdapter(Protocol):
     """Looks a person up in one registry.
 
-    Implementations raise :class:`RegistryError` for every failure of the registry and
-    let ``asyncio.CancelledError`` through untouched: the caller applies its deadline with
-    ``asyncio.timeout`` and must see its own cancellation.
+    Implementations raise :class:`regfed.errors.RegistryError` for every failure of the
+    registry and let ``asyncio.CancelledError`` through untouched: the caller applies its
+    deadline with ``asyncio.timeout`` and must see its own cancellation.
     """
 
     # A read-only protocol member, so an implementation may use a plain attribute.
@@ -40,29 +33,3 @@ class RegistryAdapter(Protocol):
         registry is then not queried at all.
         """
         ...
-
-
-# Errors asyncpg and the network raise for a registry that cannot answer. TimeoutError is
-# an OSError: it can only come from asyncpg's own connect timeout here, because the
-# caller's asyncio.timeout surfaces as CancelledError inside us, which is not caught.
-_DATABASE_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
-
-
-@asynccontextmanager
-async def translate_errors(registry: Registry) -> AsyncIterator[None]:
-    """Turn database and network failures inside the block into :class:`RegistryError`.
-
-    The message keeps only the exception class and SQLSTATE: server messages may quote
-    values (identifiers) and must not reach logs or callers through us.
-    """
-    try:
-        yield
-    except _DATABASE_ERRORS as exc:
-        sqlstate = getattr(exc, "sqlstate", None)
-        detail = type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
-        raise RegistryError(f"{registry.value} registry lookup failed: {detail}") from exc

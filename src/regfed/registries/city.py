@@ -25,7 +25,7 @@ from regfed.domain.model import (
     Vaccination,
 )
 from regfed.domain.vaccines import VaccineProduct
-from regfed.registries.base import translate_errors
+from regfed.registries.sql import translate_errors
 
 logger = logging.getLogger(__name__)
 

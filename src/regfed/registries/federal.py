@@ -11,11 +11,10 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from regfed.domain.identifiers import format_passport_federal, format_snils_federal
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.domain.vaccines import VaccineProduct
-from regfed.registries.base import translate_errors
 from regfed.registries.federal_events import RawEvent, parse_events
+from regfed.registries.sql import translate_errors
 
 # The federal registry stores identifiers formatted ('XXX-XXX-XXX YY', 'SSSS NNNNNN'), so
 # the query's bare digits are formatted before they are compared: comparing the stored
@@ -86,6 +85,21 @@ class FederalRegistry:
             lab_results=events.lab_results,
             skipped_events=events.skipped,
         )
+
+
+def format_snils_federal(digits11: str) -> str:
+    """The federal registry's spelling of a SNILS: ``XXX-XXX-XXX YY``."""
+    if len(digits11) != 11 or not digits11.isascii() or not digits11.isdigit():
+        raise ValueError("digits11 must be 11 digits")
+    d = digits11
+    return f"{d[0:3]}-{d[3:6]}-{d[6:9]} {d[9:11]}"
+
+
+def format_passport_federal(digits10: str) -> str:
+    """The federal registry's spelling of a passport: ``SSSS NNNNNN``."""
+    if len(digits10) != 10 or not digits10.isascii() or not digits10.isdigit():
+        raise ValueError("digits10 must be 10 digits")
+    return f"{digits10[:4]} {digits10[4:]}"
 
 
 def _digits(value: str | None) -> str | None:

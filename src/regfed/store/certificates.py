@@ -1,23 +1,22 @@
 """Issued certificates in the service database: idempotent issuance, lookup, revocation.
 
-Every database failure leaves this module as :class:`StoreError`, whose message names the
-operation and the error class only: no SQL, no parameters, no personal data. The original
-exception stays chained (``__cause__``) for logs.
+Every database failure leaves this module as :class:`~regfed.errors.StoreUnavailable`,
+whose message names the operation and the error class only: no SQL, no parameters, no
+personal data. The original exception stays chained (``__cause__``) for logs.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
 import asyncpg
 
 from regfed.domain.model import CertificateKind, DenialReason, Registry
-
-_KEY_BYTES: Final = 32
+from regfed.errors import StoreUnavailable
+from regfed.service.ports import CertificateRecord, IssuedCounts, require_aware
 
 # The NOTIFY channel revocations are announced on.
 REVOCATIONS_CHANNEL: Final = "regfed_revocations"
@@ -31,18 +30,18 @@ _RECORD: Final = """
 WITH inserted AS (
     INSERT INTO certificates
         (uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-         key_id, sources, degraded)
+         kid, sources, degraded)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
     ON CONFLICT (person_key, basis_fingerprint) WHERE revoked_at IS NULL DO NOTHING
     RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-              key_id, sources, degraded, revoked_at, revocation_reason
+              kid, sources, degraded, revoked_at, revocation_reason
 )
 SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       key_id, sources, degraded, revoked_at, revocation_reason
+       kid, sources, degraded, revoked_at, revocation_reason
   FROM inserted
 UNION ALL
 SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       key_id, sources, degraded, revoked_at, revocation_reason
+       kid, sources, degraded, revoked_at, revocation_reason
   FROM certificates
  WHERE person_key = $2 AND basis_fingerprint = $3 AND revoked_at IS NULL
    AND NOT EXISTS (SELECT 1 FROM inserted)
@@ -51,14 +50,14 @@ LIMIT 1
 
 _FIND_CURRENT: Final = """
 SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       key_id, sources, degraded, revoked_at, revocation_reason
+       kid, sources, degraded, revoked_at, revocation_reason
   FROM certificates
  WHERE person_key = $1 AND basis_fingerprint = $2 AND revoked_at IS NULL
 """
 
 _GET: Final = """
 SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       key_id, sources, degraded, revoked_at, revocation_reason
+       kid, sources, degraded, revoked_at, revocation_reason
   FROM certificates
  WHERE uvci = $1
 """
@@ -74,7 +73,7 @@ WITH revoked AS (
            revocation_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revocation_reason END
      WHERE uvci = $1
     RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-              key_id, sources, degraded, revoked_at, revocation_reason
+              kid, sources, degraded, revoked_at, revocation_reason
 )
 SELECT revoked.*, pg_notify($4, '') FROM revoked
 """
@@ -91,9 +90,10 @@ SELECT substring(sha256(convert_to(uvci, 'UTF8')) FROM 1 FOR 16) AS hash
  ORDER BY 1
 """
 
-# Live (unrevoked) certificates by kind and the registries their basis came from.
+# Live (unrevoked) certificates by kind and the registries their basis came from (stored
+# sorted, so one set of registries is one group).
 _ISSUED_COUNTS: Final = """
-SELECT kind, array_to_string(sources, '+') AS sources, count(*) AS total
+SELECT kind, sources, count(*) AS total
   FROM certificates
  WHERE revoked_at IS NULL
  GROUP BY 1, 2
@@ -111,50 +111,8 @@ SELECT reason, sum(count)::bigint AS total FROM denials
 """
 
 
-class StoreError(Exception):
-    """The service database failed or could not be reached."""
-
-
-class DuplicateUvciError(StoreError):
-    """A candidate's UVCI is already taken by another certificate."""
-
-
-def _require_aware(name: str, value: datetime | None) -> None:
-    if value is not None and value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware")
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRecord:
-    """One issued certificate as stored: no personal data, only keyed hashes."""
-
-    uvci: str
-    person_key: bytes
-    basis_fingerprint: bytes
-    kind: CertificateKind
-    valid_from: datetime
-    valid_until: datetime
-    issued_at: datetime
-    key_id: str
-    sources: tuple[Registry, ...]
-    degraded: bool
-    revoked_at: datetime | None = None
-    revocation_reason: str | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.person_key) != _KEY_BYTES or len(self.basis_fingerprint) != _KEY_BYTES:
-            raise ValueError("person_key and basis_fingerprint are 32-byte keyed hashes")
-        for name in ("valid_from", "valid_until", "issued_at", "revoked_at"):
-            _require_aware(name, getattr(self, name))
-        if self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        if not self.sources:
-            raise ValueError("a certificate rests on at least one registry")
-
-    @property
-    def revoked(self) -> bool:
-        """Whether the certificate has been revoked."""
-        return self.revoked_at is not None
+class DuplicateUvciError(StoreUnavailable):
+    """A candidate's UVCI is already taken by another certificate (a fresh UVCI would do)."""
 
 
 def _from_row(row: asyncpg.Record) -> CertificateRecord:
@@ -166,8 +124,8 @@ def _from_row(row: asyncpg.Record) -> CertificateRecord:
         valid_from=row["valid_from"],
         valid_until=row["valid_until"],
         issued_at=row["issued_at"],
-        key_id=row["key_id"],
-        sources=tuple(Registry(source) for source in row["sources"]),
+        kid=bytes(row["kid"]),
+        sources=frozenset(Registry(source) for source in row["sources"]),
         degraded=row["degraded"],
         revoked_at=row["revoked_at"],
         revocation_reason=row["revocation_reason"],
@@ -183,14 +141,18 @@ def _translated(operation: str) -> Iterator[None]:
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "certificates_pkey":
             raise DuplicateUvciError(f"certificate store: {operation}: UVCI already taken") from exc
-        raise StoreError(f"certificate store: {operation} failed (UniqueViolationError)") from exc
+        raise StoreUnavailable(
+            f"certificate store: {operation} failed (UniqueViolationError)"
+        ) from exc
     except asyncpg.PostgresError as exc:
-        raise StoreError(
+        raise StoreUnavailable(
             f"certificate store: {operation} failed ({type(exc).__name__}, SQLSTATE {exc.sqlstate})"
         ) from exc
     except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
         # OSError covers refused connections and TimeoutError (pool acquire, command timeout).
-        raise StoreError(f"certificate store: {operation} failed ({type(exc).__name__})") from exc
+        raise StoreUnavailable(
+            f"certificate store: {operation} failed ({type(exc).__name__})"
+        ) from exc
 
 
 class CertificateStore:
@@ -219,8 +181,8 @@ class CertificateStore:
                     candidate.valid_from,
                     candidate.valid_until,
                     candidate.issued_at,
-                    candidate.key_id,
-                    [source.value for source in candidate.sources],
+                    candidate.kid,
+                    sorted(source.value for source in candidate.sources),
                     candidate.degraded,
                 )
                 if row is not None:
@@ -237,7 +199,9 @@ class CertificateStore:
                     return _from_row(row)
                 # That row was revoked in between: try inserting again. Each round needs a
                 # fresh concurrent issue-and-revoke to fail, so a few rounds always suffice.
-        raise StoreError("certificate store: record did not settle under concurrent revocations")
+        raise StoreUnavailable(
+            "certificate store: record did not settle under concurrent revocations"
+        )
 
     async def find_current(
         self, person_key: bytes, basis_fingerprint: bytes
@@ -256,7 +220,7 @@ class CertificateStore:
     async def revoke(self, uvci: str, reason: str, at: datetime) -> CertificateRecord | None:
         """Revoke the certificate at ``at`` for ``reason``; a second revocation keeps the
         first one's time and reason. Returns the certificate, None if the UVCI is unknown."""
-        _require_aware("at", at)
+        require_aware("at", at)
         with _translated("revoke"):
             row = await self._pool.fetchrow(_REVOKE, uvci, at, reason, REVOCATIONS_CHANNEL)
         return None if row is None else _from_row(row)
@@ -269,19 +233,19 @@ class CertificateStore:
 
     async def revoked_uvci_hashes(self, now: datetime) -> list[bytes]:
         """Truncated SHA-256 hashes of the UVCIs revoked and not yet expired at ``now``."""
-        _require_aware("now", now)
+        require_aware("now", now)
         with _translated("revoked_uvci_hashes"):
             rows = await self._pool.fetch(_REVOKED_HASHES, now)
         return [bytes(row["hash"]) for row in rows]
 
-    async def issued_counts(self) -> dict[tuple[CertificateKind, tuple[Registry, ...]], int]:
+    async def issued_counts(self) -> IssuedCounts:
         """Live certificates by kind and the registries their basis came from."""
         with _translated("issued_counts"):
             rows = await self._pool.fetch(_ISSUED_COUNTS)
         return {
             (
                 CertificateKind(row["kind"]),
-                tuple(Registry(source) for source in row["sources"].split("+")),
+                frozenset(Registry(source) for source in row["sources"]),
             ): int(row["total"])
             for row in rows
         }

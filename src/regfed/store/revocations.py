@@ -16,8 +16,9 @@ from datetime import datetime
 
 import asyncpg
 
-from regfed.background import cancel_and_wait
-from regfed.store.certificates import REVOCATIONS_CHANNEL, CertificateStore, StoreError
+from regfed.errors import StoreUnavailable
+from regfed.postgres.tasks import cancel_and_wait
+from regfed.store.certificates import REVOCATIONS_CHANNEL, CertificateStore
 
 log = logging.getLogger(__name__)
 
@@ -86,5 +87,5 @@ class RevocationCache:
                 await self._listen()
             try:
                 self._revoked = await self._store.revoked()
-            except StoreError:
+            except StoreUnavailable:
                 log.warning("could not reload revocations; keeping the last known set")

@@ -13,9 +13,10 @@ import logging
 from collections import Counter
 from datetime import date
 
-from regfed.background import cancel_and_wait
 from regfed.domain.model import DenialReason
-from regfed.store.certificates import CertificateStore, StoreError
+from regfed.errors import StoreUnavailable
+from regfed.postgres.tasks import cancel_and_wait
+from regfed.store.certificates import CertificateStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class DenialTally:
         for (reason, day), count in pending.items():
             try:
                 await self._store.count_denial(reason, day, count)
-            except StoreError:
+            except StoreUnavailable:
                 log.warning("could not write %d %s denials; will retry", count, reason.value)
                 self._pending[(reason, day)] += count
 

@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from regfed.config import ConfigError
+from regfed.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

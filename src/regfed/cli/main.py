@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 
 import click
 
-from regfed.cli_client import issue, revoke_call, verify
-from regfed.config import ConfigError, Settings, load_settings
-from regfed.secretfile import read_secret
+from regfed import logs
+from regfed.cli.client import issue, revoke_call, verify
+from regfed.config import Settings, load_settings
+from regfed.errors import ConfigError
+from regfed.keystore.secretfile import read_secret
 
 T = TypeVar("T")
 
@@ -43,12 +45,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """regfed: signed COVID-19 certificates from the city and federal registries."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logs.configure(verbose=verbose)
     ctx.obj = {"config": config, "verbose": verbose}
 
 
@@ -94,14 +91,14 @@ The README lists every demo person and what each gets.
 @click.pass_context
 def serve(ctx: click.Context, /, no_seed: bool, workers: int, **flags: Any) -> None:
     """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
-    from regfed.hcert.keys import KeyFileError
+    from regfed.errors import KeyFileError
 
     settings = _settings(ctx, **flags)
     try:
         if workers == 1:
             _run(_serve(settings, seed=not no_seed))
             return
-        from regfed.workers import supervise
+        from regfed.cli.workers import supervise
 
         status = _run(
             supervise(
@@ -197,7 +194,7 @@ def demo_seed(ctx: click.Context, city_dsn: str | None, federal_dsn: str | None)
 
     async def run() -> None:
         from regfed.demo.seed import seed_demo
-        from regfed.issuance import utc_now
+        from regfed.service.ports import utc_now
 
         async with contextlib.AsyncExitStack() as stack:
             city, federal = await _registry_dsns(settings, stack)
@@ -223,7 +220,7 @@ def demo_populate(
 
     async def run() -> PopulationSummary:
         from regfed.demo.populate import populate
-        from regfed.issuance import utc_now
+        from regfed.service.ports import utc_now
 
         async with contextlib.AsyncExitStack() as stack:
             city, federal = await _registry_dsns(settings, stack)
@@ -250,8 +247,8 @@ def keys_generate(
     ctx: click.Context, keys_dir: Path | None, name: str | None, valid_days: int
 ) -> None:
     """Create an EC P-256 signing key and its self-signed certificate."""
-    from regfed.hcert.keys import generate_signing_key
-    from regfed.issuance import utc_now
+    from regfed.keystore.signing import generate_signing_key
+    from regfed.service.ports import utc_now
 
     settings = _settings(ctx, keys_dir=keys_dir)
     folder = settings.signing_keys_dir
@@ -268,9 +265,11 @@ def keys_generate(
 @click.pass_context
 def keys_list(ctx: click.Context, keys_dir: Path | None) -> None:
     """Show each signing key: kid, validity, and which one signs new certificates."""
-    from regfed.hcert.keys import KeyFileError, load_signing_keys, select_signer
-    from regfed.hcert.signer import key_id_b64
-    from regfed.issuance import utc_now
+    from regfed.api.convert import key_id
+    from regfed.errors import KeyFileError
+    from regfed.hcert.keys import select_signer
+    from regfed.keystore.signing import load_signing_keys
+    from regfed.service.ports import utc_now
 
     folder = _settings(ctx, keys_dir=keys_dir).signing_keys_dir
     try:
@@ -287,7 +286,7 @@ def keys_list(ctx: click.Context, keys_dir: Path | None) -> None:
     for key in sorted(found, key=lambda k: k.not_before):
         state = "signs" if key.kid == signing else ("valid" if key.valid_at(now) else "expired")
         click.echo(
-            f"{key_id_b64(key.kid)}  {key.not_before:%Y-%m-%d} .. {key.not_after:%Y-%m-%d}"
+            f"{key_id(key.kid)}  {key.not_before:%Y-%m-%d} .. {key.not_after:%Y-%m-%d}"
             f"  {state:8} {key.name}"
         )
 
@@ -303,7 +302,8 @@ def trust() -> None:
 @click.pass_context
 def trust_add(ctx: click.Context, pem: Path, trust_dir: Path | None) -> None:
     """Trust the certificate(s) in PEM: a running server picks them up at once."""
-    from regfed.hcert.trust import TrustError, add_to_trust_dir
+    from regfed.hcert.trust import TrustError
+    from regfed.keystore.trustdir import add_to_trust_dir
 
     folder = _settings(ctx, trust_dir=trust_dir).partner_trust_dir
     try:
@@ -319,12 +319,12 @@ def trust_add(ctx: click.Context, pem: Path, trust_dir: Path | None) -> None:
 @click.pass_context
 def trust_list(ctx: click.Context, trust_dir: Path | None) -> None:
     """Show the partner certificates in the trust folder, and any file that is not usable."""
-    from regfed.hcert.signer import key_id_b64
-    from regfed.hcert.trust import load_trust_dir
+    from regfed.api.convert import key_id
+    from regfed.keystore.trustdir import load_trust_dir
 
     loaded = load_trust_dir(_settings(ctx, trust_dir=trust_dir).partner_trust_dir)
     for key in loaded.keys:
-        click.echo(f"{key_id_b64(key.kid)}  {key.algorithm}  {key.subject}  ({key.source})")
+        click.echo(f"{key_id(key.kid)}  {key.algorithm}  {key.subject}  ({key.source})")
     for problem in loaded.problems:
         click.echo(f"skipped: {problem}", err=True)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from regfed.pgdsn import with_database
+from regfed.postgres.dsn import with_database
 
 log = logging.getLogger(__name__)
 

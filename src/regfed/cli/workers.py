@@ -30,7 +30,7 @@ async def _prepare(
 ) -> dict[str, str]:
     """Secrets, databases, demo data and migrations, once; the workers' environment."""
     from regfed.app import load_operator_token, load_person_keyer, load_signer, open_databases
-    from regfed.issuance import utc_now
+    from regfed.service.ports import utc_now
     from regfed.store.migrate import migrate
 
     load_signer(settings, utc_now)

@@ -1,5 +1,9 @@
 """The Issue use case: registries -> policy -> store -> signed code (-> QR image).
 
+A denial is an answer, not an error; a denial that a registry which did not answer could
+overturn is never given (:class:`~regfed.errors.RegistriesUnavailable` instead), and
+``ACTIVE_ILLNESS`` stands on its own.
+
 Idempotent without keeping personal data: the store keeps only a keyed hash of the person
 and a fingerprint of everything the payload says; the same fingerprint yields the same
 UVCI and issued-at, and deterministic ECDSA (RFC 6979) re-signs it to byte-identical text.
@@ -8,10 +12,8 @@ UVCI and issued-at, and deterministic ECDSA (RFC 6979) re-signs it to byte-ident
 from __future__ import annotations
 
 import asyncio
-import base64
 import enum
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,25 +29,21 @@ from regfed.domain.model import (
     moscow_date,
 )
 from regfed.domain.policy import Denial, Grant, PolicyConfig, decide
-from regfed.federation.fanout import FederatedLookup, Federation, SourceOutcome
+from regfed.errors import RegistriesUnavailable
+from regfed.federation.fanout import FederatedLookup, SourceOutcome
 from regfed.hcert.payload import build_hcert, new_uvci
-from regfed.hcert.signer import HcertSigner
-from regfed.store.certificates import CertificateRecord, CertificateStore
-from regfed.store.personkey import PersonKeyer
-from regfed.store.tally import DenialTally
+from regfed.service.personkey import PersonKeyer
+from regfed.service.ports import (
+    CertificateRecord,
+    CertificateStore,
+    Clock,
+    DenialTally,
+    Lookup,
+    Signer,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current instant, aware."""
-    return datetime.now(UTC)
-
-
-class RegistriesUnavailable(Exception):
-    """No answer can be given: no registry answered, or a denial rests on missing data."""
 
 
 class ImageFormat(enum.Enum):
@@ -62,7 +60,7 @@ class IssuedCertificate:
     record: CertificateRecord
     grant: Grant
     qr_text: str
-    key_id: str  # base64 kid
+    kid: bytes  # the key that signed this code
     image: bytes = b""
     image_media_type: str = ""
 
@@ -97,11 +95,11 @@ class IssueService:
     def __init__(
         self,
         *,
-        federation: Federation,
+        federation: Lookup,
         policy: PolicyConfig,
         store: CertificateStore,
         denials: DenialTally,
-        signer: HcertSigner,
+        signer: Signer,
         keyer: PersonKeyer,
         clock: Clock = utc_now,
     ) -> None:
@@ -178,9 +176,8 @@ class IssueService:
             person.birth_date.isoformat(),
             *(_event_part(e) for e in grant.basis),
         )
-        sources = tuple(sorted({e.source for e in grant.basis}, key=lambda r: r.value))
         candidate = CertificateRecord(
-            uvci=new_uvci(),
+            uvci=new_uvci(self._signer.issuer_country),
             person_key=person_key,
             basis_fingerprint=fingerprint,
             kind=grant.kind,
@@ -188,8 +185,8 @@ class IssueService:
             valid_until=grant.valid_until,
             # The CWT carries whole seconds; re-signing must reproduce the same claims.
             issued_at=now.replace(microsecond=0),
-            key_id=self._signer.current_key_id,
-            sources=sources,
+            kid=self._signer.current_kid,
+            sources=frozenset(e.source for e in grant.basis),
             degraded=lookup.degraded,
         )
         record = await self._store.record(candidate)
@@ -200,12 +197,13 @@ class IssueService:
             birth_date=person.birth_date,
             uvci=record.uvci,
             issuer_name=self._signer.issuer_name,
+            country=self._signer.issuer_country,
         )
         signed = self._signer.sign(
             hcert,
             issued_at=record.issued_at,
             expires_at=record.valid_until,
-            kid=base64.b64decode(record.key_id),
+            kid=record.kid,
         )
         rendered, media_type = b"", ""
         if image is not None:
@@ -215,7 +213,7 @@ class IssueService:
             record=record,
             grant=grant,
             qr_text=signed.text,
-            key_id=signed.key_id_b64,
+            kid=signed.kid,
             image=rendered,
             image_media_type=media_type,
         )

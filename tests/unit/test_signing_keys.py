@@ -14,15 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from regfed.hcert.keys import (
-    KeyFileError,
-    SigningKey,
-    generate_signing_key,
-    kid_of,
-    load_certificates,
-    load_signing_keys,
-    select_signer,
-)
+from regfed.errors import KeyFileError
+from regfed.hcert.keys import SigningKey, kid_of, select_signer
+from regfed.keystore.signing import generate_signing_key, load_certificates, load_signing_keys
 
 T0 = datetime(2021, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests $(wildcard bench)
 
-.PHONY: help install proto run test lint fmt bench clean
+.PHONY: help install proto run test test-unit lint fmt bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ run: install  ## serve the demo on 127.0.0.1:50051 (embedded PostgreSQL, demo pe
 
 test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
 	$(VENV)/bin/pytest -q
+
+test-unit: install  ## pure logic and the use cases over fakes: no PostgreSQL, no server
+	$(VENV)/bin/pytest -q -m unit
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check $(LINT_PATHS)

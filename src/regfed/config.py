@@ -1,17 +1,30 @@
-"""Settings: read once at start-up, validated, frozen; secrets wrapped so they never print.
+"""Settings: read once at start-up, validated into typed values, frozen.
 
 Precedence, lowest first: defaults, the TOML config file (``--config`` or ``REGFED_CONFIG``),
-``REGFED_*`` environment variables, command-line flags.
+``REGFED_*`` environment variables, command-line flags. Every value goes through one
+pydantic model: a bad one (a negative timeout, ``NaN``, ``true`` for a number, a key the
+model does not know) stops the start with :class:`~regfed.errors.ConfigError` naming the
+setting. Messages never show a value: DSNs hold passwords, and paths point at secrets.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    ValidationError,
+    field_validator,
+)
 
 from regfed.domain.model import Confirmation
 from regfed.domain.policy import PolicyConfig
@@ -19,31 +32,114 @@ from regfed.domain.vaccines import VaccineProduct
 from regfed.errors import ConfigError
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+def _no_bool(value: Any) -> Any:
+    """``true`` is not a number, though Python's bool is an int."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities are refused by name, whether written in TOML or the environment."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value  # not a number at all: the type check says so
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(_no_bool),
+    BeforeValidator(_finite),
+    Field(gt=0, allow_inf_nan=False),
+]
+Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VaccineSpec(_Model):
+    """One ``[policy.vaccines.CODE]`` table."""
+
+    name: str
+    doses: Count
+    recognised: bool
+    mp: str
+    ma: str
+
+
+class PolicyFile(_Model):
+    """The ``[policy]`` table: the eligibility windows and the vaccine catalogue."""
+
+    illness_active_days: Count | None = None
+    positive_pcr_block_days: Count | None = None
+    vaccination_valid_days: Count | None = None
+    recovery_valid_days: Count | None = None
+    antibodies_valid_days: Count | None = None
+    test_valid_hours: Count | None = None
+    recovery_confirmations: list[Confirmation] | None = None
+    vaccines: dict[str, VaccineSpec] | None = None
+
+    def to_policy(self) -> PolicyConfig:
+        """The domain's policy: the defaults, with what the file sets."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in self.model_dump(exclude_none=True).items()
+            if name not in ("recovery_confirmations", "vaccines")
+        }
+        if self.recovery_confirmations is not None:
+            changes["recovery_confirmations"] = frozenset(self.recovery_confirmations)
+        if self.vaccines is not None:
+            changes["vaccines"] = {
+                code: VaccineProduct(code=code, **spec.model_dump())
+                for code, spec in self.vaccines.items()
+            }
+        return PolicyConfig(**{**_policy_defaults(), **changes})
+
+
+def _policy_defaults() -> dict[str, Any]:
+    default = PolicyConfig()
+    return {name: getattr(default, name) for name in PolicyConfig.__dataclass_fields__}
+
+
+class Settings(_Model):
     """Everything the service needs to start. Field names match ``REGFED_<NAME>`` variables."""
 
     listen: str = "127.0.0.1:50051"
     # None: use the embedded PostgreSQL under ``home`` (development and demo).
-    store_dsn: str | None = field(default=None, repr=False)
-    city_dsn: str | None = field(default=None, repr=False)
-    federal_dsn: str | None = field(default=None, repr=False)
+    store_dsn: str | None = Field(default=None, repr=False)
+    city_dsn: str | None = Field(default=None, repr=False)
+    federal_dsn: str | None = Field(default=None, repr=False)
     home: Path = Path(".regfed")
     keys_dir: Path | None = None  # default: <home>/keys
     trust_dir: Path | None = None
     person_key_file: Path | None = None  # HMAC secret keying people; default: <home>/person.key
     operator_token_file: Path | None = None  # the operators' bearer token; <home>/operator.token
-    issuer_name: str = "Moscow Department of Health"
-    issuer_country: str = "RU"
-    registry_timeout: float = 2.0  # seconds, each registry, inside the caller's deadline
-    clock_skew: float = 300.0  # seconds a verifier tolerates around a code's iat and exp
-    registry_pool_size: int = 4
-    store_pool_size: int = 4
-    grace: float = 5.0  # seconds in-flight calls get on shutdown
+    issuer_name: str = Field(default="Moscow Department of Health", min_length=1, max_length=80)
+    # ISO 3166-1 alpha-2: the CWT issuer, every entry's ``co`` and the UVCIs' country.
+    issuer_country: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
+    registry_timeout: Seconds = 2.0  # each registry, inside the caller's deadline
+    clock_skew: Seconds = 300.0  # a verifier's tolerance around a code's iat and exp
+    registry_pool_size: Count = 4
+    store_pool_size: Count = 4
+    grace: Seconds = 5.0  # in-flight calls get this long on shutdown
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
     # of queueing until their deadlines pass.
-    max_concurrent_rpcs: int = 1000
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    max_concurrent_rpcs: Count = 1000
+    policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be host:port")
+        return value
 
     @property
     def embedded(self) -> bool:
@@ -74,57 +170,45 @@ class Settings:
             self.person_key_file if self.person_key_file is not None else self.home / "person.key"
         )
 
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated like everything else."""
+        current = {name: getattr(self, name) for name in Settings.model_fields}
+        return _validated(Settings, {**current, **changes})
 
-_SCALARS = frozenset(f.name for f in fields(Settings) if f.name != "policy")
-_PATHS = {"home", "keys_dir", "trust_dir", "person_key_file", "operator_token_file"}
-_FLOATS = {"registry_timeout", "grace", "clock_skew"}
-_INTS = {"registry_pool_size", "store_pool_size", "max_concurrent_rpcs"}
+
+# Every setting but the policy table can come from the environment or a flag.
+SCALARS = frozenset(name for name in Settings.model_fields if name != "policy")
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a raw value from a file, the environment or a flag into the field's type."""
-    if value is None or value == "":
-        return None
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    """Each problem as ``setting: what is wrong``, never quoting the value."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        where = prefix + ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], values: Mapping[str, Any], prefix: str = "") -> M:
     try:
-        if name in _PATHS:
-            return Path(str(value))
-        if name in _FLOATS:
-            number = float(value)
-            if number <= 0:
-                raise ValueError("must be positive")
-            return number
-        if name in _INTS:
-            count = int(value)
-            if count < 1:
-                raise ValueError("must be at least 1")
-            return count
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
-    return str(value)
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, prefix)) from None
 
 
-def _policy_from(table: Mapping[str, Any]) -> PolicyConfig:
-    """The ``[policy]`` table of the config file: windows, confirmations, the vaccine list."""
-    base = PolicyConfig()
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        if key == "vaccines":
-            try:
-                changes["vaccines"] = {
-                    code: VaccineProduct(code=code, **spec) for code, spec in value.items()
-                }
-            except TypeError as exc:
-                raise ConfigError(f"policy.vaccines: {exc}") from None
-        elif key == "recovery_confirmations":
-            try:
-                changes[key] = frozenset(Confirmation(v) for v in value)
-            except ValueError as exc:
-                raise ConfigError(f"policy.recovery_confirmations: {exc}") from None
-        elif hasattr(base, key) and isinstance(value, int) and value > 0:
-            changes[key] = value
-        else:
-            raise ConfigError(f"policy.{key}: unknown setting or not a positive number")
-    return replace(base, **changes)
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({type(exc).__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 
 
 def load_settings(
@@ -135,25 +219,21 @@ def load_settings(
     """Settings from defaults < config file < environment < flags (a None flag is unset)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    policy = PolicyConfig()
     path = config_file or (Path(env["REGFED_CONFIG"]) if env.get("REGFED_CONFIG") else None)
     if path is not None:
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
-        policy = _policy_from(document.pop("policy", {}))
-        for key, value in document.items():
-            if key not in _SCALARS:
-                raise ConfigError(f"config file {path}: unknown setting {key!r}")
-            values[key] = _coerce(key, value)
-    for name in _SCALARS:
+        document = _read_file(path)
+        policy_table = document.pop("policy", {})
+        if not isinstance(policy_table, dict):
+            raise ConfigError("policy: must be a table")
+        values["policy"] = _validated(PolicyFile, policy_table, "policy.").to_policy()
+        values.update(document)
+    for name in SCALARS:
         raw = env.get("REGFED_" + name.upper())
         if raw:
-            values[name] = _coerce(name, raw)
+            values[name] = raw
     for name, value in flags.items():
-        if name not in _SCALARS:
-            raise ConfigError(f"unknown setting {name!r}")
+        if name not in SCALARS:
+            raise ConfigError(f"{name}: unknown setting")
         if value is not None:
-            values[name] = _coerce(name, value)
-    return Settings(policy=policy, **values)
+            values[name] = value
+    return _validated(Settings, values)

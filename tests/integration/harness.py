@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ async def demo_settings(create_database: CreateDatabase, home: Path) -> Settings
 @asynccontextmanager
 async def running(settings: Settings, **changes: Any) -> AsyncIterator[Application]:
     """The application started with ``settings`` (and ``changes``), stopped on exit."""
-    application = Application(replace(settings, **changes))
+    application = Application(settings.with_changes(**changes))
     await application.start()
     try:
         yield application

@@ -62,6 +62,14 @@ def test_policy_windows_and_vaccines_from_the_file(tmp_path: Path) -> None:
     ("content", "named"),
     [
         ("registry_timeout = -1\n", "registry_timeout"),
+        ("registry_timeout = nan\n", "registry_timeout"),
+        ("grace = inf\n", "grace"),
+        ("max_concurrent_rpcs = true\n", "max_concurrent_rpcs"),
+        ("store_pool_size = 2.5\n", "store_pool_size"),
+        ('listen = "nowhere"\n', "listen"),
+        ('issuer_country = "Russia"\n', "issuer_country"),
+        ("[policy]\nvaccination_valid_days = true\n", "policy.vaccination_valid_days"),
+        ("[policy.vaccines.X]\nname = 1\n", "policy.vaccines.X"),
         ("store_pool_size = 0\n", "store_pool_size"),
         ("no_such_setting = 1\n", "no_such_setting"),
         ("[policy]\ntest_valid_hours = -3\n", "policy.test_valid_hours"),
@@ -74,6 +82,40 @@ def test_invalid_settings_are_named(tmp_path: Path, content: str, named: str) ->
     config.write_text(content)
     with pytest.raises(ConfigError, match=named):
         load_settings(config, env={})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REGFED_REGISTRY_TIMEOUT", "NaN"),
+        ("REGFED_GRACE", "-2"),
+        ("REGFED_STORE_POOL_SIZE", "true"),
+        ("REGFED_MAX_CONCURRENT_RPCS", "0"),
+    ],
+)
+def test_invalid_environment_values_are_named(variable: str, value: str) -> None:
+    """Environment values are validated like the file's, named by their setting."""
+    with pytest.raises(ConfigError, match=variable.removeprefix("REGFED_").lower()):
+        load_settings(env={variable: value})
+
+
+def test_errors_never_quote_the_value(tmp_path: Path) -> None:
+    """A rejected value (a DSN holds a password) is never part of the message."""
+    config = tmp_path / "regfed.toml"
+    config.write_text('store_dsn = 7\nlisten = "postgresql://u:hunter2@db"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={})
+    assert "hunter2" not in str(caught.value)
+    assert "store_dsn" in str(caught.value)
+    assert "listen" in str(caught.value)
+
+
+def test_with_changes_validates_too() -> None:
+    """A copy with changes is checked like a fresh load."""
+    settings = load_settings(env={})
+    assert settings.with_changes(grace=1.5).grace == 1.5
+    with pytest.raises(ConfigError, match="grace"):
+        settings.with_changes(grace=-1)
 
 
 def test_dsns_never_print() -> None:

@@ -66,11 +66,17 @@ def render_svg(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def render_terminal(text: str, *, dark_background: bool = True) -> str:
+# Black on white whatever the terminal's own colours (256-colour codes 16 and 231 are
+# pure black and white; the 16 basic colours vary with the theme).
+_TERMINAL_COLOURS = "\x1b[38;5;16;48;5;231m"
+_TERMINAL_RESET = "\x1b[0m"
+
+
+def render_terminal(text: str) -> str:
     """``text`` as a QR code of Unicode half blocks, two module rows per line.
 
-    On a dark terminal the light modules are drawn (``dark_background=True``), so the
-    code shows dark-on-light with its quiet zone, as most phone scanners expect.
+    The dark modules are drawn black on a white background set explicitly, so the code
+    reads the same on dark and light terminals, quiet zone included.
     """
     matrix: list[list[bool]] = make_qr(text).get_matrix()  # True = dark, border included
     if len(matrix) % 2:
@@ -78,12 +84,8 @@ def render_terminal(text: str, *, dark_background: bool = True) -> str:
     glyphs = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
     lines = []
     for top, bottom in zip(matrix[::2], matrix[1::2], strict=True):
-        lines.append(
-            "".join(
-                glyphs[(upper != dark_background, lower != dark_background)]
-                for upper, lower in zip(top, bottom, strict=True)
-            )
-        )
+        cells = "".join(glyphs[pair] for pair in zip(top, bottom, strict=True))
+        lines.append(f"{_TERMINAL_COLOURS}{cells}{_TERMINAL_RESET}")
     return "\n".join(lines) + "\n"
 
 

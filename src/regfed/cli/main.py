@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 import click
 
 from regfed import logs
-from regfed.cli.client import issue, revoke_call, verify
+from regfed.cli.client import (
+    EXIT_STATUSES,
+    Connection,
+    client_command,
+    issue,
+    revoke_call,
+    trust_fetch,
+    verify,
+)
 from regfed.config import Settings, load_settings
 from regfed.errors import ConfigError
 from regfed.keystore.secretfile import read_secret
@@ -35,7 +43,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(epilog=EXIT_STATUSES)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -91,8 +99,6 @@ The README lists every demo person and what each gets.
 @click.pass_context
 def serve(ctx: click.Context, /, no_seed: bool, workers: int, **flags: Any) -> None:
     """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
-    from regfed.errors import KeyFileError
-
     settings = _settings(ctx, **flags)
     try:
         if workers == 1:
@@ -110,7 +116,7 @@ def serve(ctx: click.Context, /, no_seed: bool, workers: int, **flags: Any) -> N
                 on_ready=lambda: _announce(settings),
             )
         )
-    except (ConfigError, KeyFileError) as exc:
+    except ConfigError as exc:  # KeyFileError is one too
         raise click.ClickException(f"cannot start: {exc}") from None
     sys.exit(status)
 
@@ -332,10 +338,9 @@ def trust_list(ctx: click.Context, trust_dir: Path | None) -> None:
 @main.command()
 @click.argument("uvci")
 @click.option("--reason", required=True, help="Why, for the record.")
-@click.option("--target", default="127.0.0.1:50051", show_default=True, help="Server host:port.")
-@click.option("--timeout", default=10.0, show_default=True, help="Deadline, seconds.")
+@client_command
 @click.pass_context
-def revoke(ctx: click.Context, uvci: str, reason: str, target: str, timeout: float) -> None:
+def revoke(ctx: click.Context, conn: Connection, uvci: str, reason: str) -> None:
     """Revoke a certificate (uses the operator token, REGFED_OPERATOR_TOKEN_FILE)."""
     settings = _settings(ctx)
     try:
@@ -343,9 +348,10 @@ def revoke(ctx: click.Context, uvci: str, reason: str, target: str, timeout: flo
             settings.operator_token_path, setting="operator_token_file", create=False
         )
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(revoke_call(target, token, uvci, reason, timeout))
+        raise click.UsageError(str(exc)) from None
+    revoke_call(conn, token, uvci, reason)
 
 
 main.add_command(issue)
 main.add_command(verify)
+trust.add_command(trust_fetch)

@@ -130,6 +130,12 @@ EKU_OIDS = {
     "vaccination": "1.3.6.1.4.1.1847.2021.1.2",
     "recovery": "1.3.6.1.4.1.1847.2021.1.3",
 }
+# The HCERT spec's second family, with the same meaning: issuers used either.
+EKU_OIDS_ALTERNATE = {
+    "test": "1.3.6.1.4.1.0.1847.2021.1.1",
+    "vaccination": "1.3.6.1.4.1.0.1847.2021.1.2",
+    "recovery": "1.3.6.1.4.1.0.1847.2021.1.3",
+}
 COSE_ALGS = {"ES256": -7, "PS256": -37}
 
 
@@ -159,7 +165,8 @@ def self_signed_certificate(
     not_before: datetime = datetime(2021, 1, 1, tzinfo=UTC),
     days: int = 730,
 ) -> x509.Certificate:
-    """A self-signed X.509 certificate of ``private_key``; ``eku`` names HCERT kinds."""
+    """A self-signed X.509 certificate of ``private_key``; ``eku`` names HCERT kinds
+    (first OID family) or holds OIDs verbatim."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "XX"),

@@ -23,7 +23,13 @@ from regfed.hcert.trust import (
     trusted_key_from_certificate,
     trusted_key_from_der,
 )
-from tests.hc1_reference import EKU_OIDS, Partner, new_partner, self_signed_certificate
+from tests.hc1_reference import (
+    EKU_OIDS,
+    EKU_OIDS_ALTERNATE,
+    Partner,
+    new_partner,
+    self_signed_certificate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +101,21 @@ def test_rsa_certificate_becomes_a_ps256_key(ps256: Partner) -> None:
         (("vaccination", "recovery"), {CertificateKind.VACCINATION, CertificateKind.RECOVERY}),
         (("test", "1.3.6.1.5.5.7.3.2"), {CertificateKind.TEST}),
         (("1.3.6.1.5.5.7.3.2",), None),  # clientAuth only: none of HCERT's, so unrestricted
+        ((EKU_OIDS_ALTERNATE["test"],), {CertificateKind.TEST}),
+        ((EKU_OIDS_ALTERNATE["vaccination"],), {CertificateKind.VACCINATION}),
+        ((EKU_OIDS_ALTERNATE["recovery"],), {CertificateKind.RECOVERY}),
+        # One OID of each family: the kinds add up, as within one family.
+        (
+            ("test", EKU_OIDS_ALTERNATE["recovery"]),
+            {CertificateKind.TEST, CertificateKind.RECOVERY},
+        ),
     ],
 )
 def test_extended_key_usage_restricts_kinds(
     kinds: tuple[str, ...], expected: set[CertificateKind] | None
 ) -> None:
-    """HCERT EKU OIDs restrict the kinds a key may sign; without any, every kind."""
+    """HCERT EKU OIDs of either family restrict the kinds a key may sign; without any,
+    every kind."""
     private_key = ec.generate_private_key(ec.SECP256R1())
     key = trusted_key_from_der(_der(self_signed_certificate(private_key, eku=kinds)), own=False)
     assert key.allowed_kinds == (None if expected is None else frozenset(expected))

@@ -13,6 +13,7 @@ from regfed.domain.model import MOSCOW
 from regfed.hcert.trust import TrustedKey, TrustList
 from regfed.hcert.verify import Verdict, verify_hc1
 from tests.hc1_reference import (
+    EKU_OIDS_ALTERNATE,
     Partner,
     cwt_payload,
     hc1_text,
@@ -158,6 +159,24 @@ def test_eku_restricts_what_a_key_may_sign() -> None:
     assert result.verdict is Verdict.SIGNATURE_INVALID
     assert "may not sign vaccination" in result.detail
     assert result.holder_name is None
+
+
+_KIND_NAMES = {"t": "test", "v": "vaccination", "r": "recovery"}
+
+
+@pytest.mark.parametrize("group", ["t", "v", "r"])
+def test_alternate_eku_oids_restrict_each_kind(group: str) -> None:
+    """A certificate naming one kind with the alternate OID family signs that kind only."""
+    kind = _KIND_NAMES[group]
+    partner = new_partner("ES256", eku=(EKU_OIDS_ALTERNATE[kind],), name=f"Partner {kind} only")
+    trust = TrustList([trusted(partner)])
+    assert check(partner_code(partner, group), trust).verdict is Verdict.VALID
+    for other in sorted(set(_KIND_NAMES) - {group}):
+        result = check(partner_code(partner, other), trust)
+        # Not VALID: the restriction is the same whichever family states it.
+        assert result.verdict is Verdict.SIGNATURE_INVALID, other
+        assert f"may not sign {_KIND_NAMES[other]}" in result.detail
+        assert result.holder_name is None
 
 
 # --- the claims -----------------------------------------------------------------------------

@@ -43,14 +43,22 @@ MIN_RSA_BITS = 2048  # SOG-IS / the HCERT spec: RSA below 2048 bits is not accep
 
 # HCERT spec, section 5.1.1 ("Extended key usage"): a Document Signer Certificate
 # carrying any of these may sign only the kinds they name; one carrying none of them
-# may sign every kind.
+# may sign every kind. The spec names two families with the same meaning, and issuers
+# used both: honouring one only would let a certificate restricted with the other
+# vouch for every kind.
 EKU_TEST = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.1")
 EKU_VACCINATION = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.2")
 EKU_RECOVERY = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.3")
+EKU_TEST_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.1")
+EKU_VACCINATION_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.2")
+EKU_RECOVERY_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.3")
 _EKU_KINDS = {
     EKU_TEST: CertificateKind.TEST,
     EKU_VACCINATION: CertificateKind.VACCINATION,
     EKU_RECOVERY: CertificateKind.RECOVERY,
+    EKU_TEST_ALTERNATE: CertificateKind.TEST,
+    EKU_VACCINATION_ALTERNATE: CertificateKind.VACCINATION,
+    EKU_RECOVERY_ALTERNATE: CertificateKind.RECOVERY,
 }
 
 TRUST_FILE_PATTERNS = ("*.pem", "*.crt")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from regfed.api import convert
 from regfed.domain.model import CertificateKind, DenialReason, Registry
+from regfed.hcert.trust import trusted_key_from_certificate
+from regfed.v1 import certificate_service_pb2 as pb
+from tests.hc1_reference import new_partner
 
 
 def test_stats_labels_are_the_contracts_enum_names() -> None:
@@ -34,3 +39,18 @@ def test_timestamps_are_exact_to_the_microsecond() -> None:
     assert ts.ToDatetime(tzinfo=UTC) == instant
     before_epoch = datetime(1955, 2, 28, 23, 59, 59, 1, tzinfo=UTC)
     assert convert.timestamp(before_epoch).ToDatetime(tzinfo=UTC) == before_epoch
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("ES256", pb.ALGORITHM_ES256),
+        ("ES384", pb.ALGORITHM_ES384),
+        ("ES512", pb.ALGORITHM_ES512),
+        ("PS256", pb.ALGORITHM_PS256),
+    ],
+)
+def test_trust_list_names_each_algorithm(algorithm: str, expected: int) -> None:
+    """Every algorithm a trusted key may have reaches GetTrustList as its own enum value."""
+    key = trusted_key_from_certificate(new_partner(algorithm).certificate, own=False)
+    assert convert.trusted_key(key).algorithm == expected

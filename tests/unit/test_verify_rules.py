@@ -30,6 +30,7 @@ from tests.unit.verify_support import (
     TEST_ONLY,
     TRUST,
     check,
+    flip,
     partner_code,
     trusted,
 )
@@ -49,7 +50,7 @@ def test_alg_only_in_the_unprotected_header_is_signature_invalid() -> None:
     "header",
     [
         {},  # no alg at all
-        {1: -35},  # ES384: not HCERT
+        {1: -35},  # ES384, but the kid is a P-256 key's
         {1: -8},  # EdDSA
         {1: "ES256"},  # a text alg
         {1: -7.0},  # a float that equals -7
@@ -150,6 +151,49 @@ def test_algorithm_must_match_the_key() -> None:
     result = check(code, TRUST)
     assert result.verdict is Verdict.SIGNATURE_INVALID
     assert "PS256" in result.detail
+
+
+@pytest.mark.parametrize("algorithm", ["ES384", "ES512"])
+def test_p384_and_p521_partners_verify(algorithm: str) -> None:
+    """A partner on P-384 / P-521 gets VALID for its ES384 / ES512 codes, not UNKNOWN_KEY."""
+    partner = new_partner(algorithm, name=f"Partner {algorithm}")
+    trust = TrustList([*TRUST.keys, trusted(partner)])
+    result = check(partner_code(partner, "r"), trust)
+    assert result.verdict is Verdict.VALID
+    assert result.key is not None
+    assert result.key.algorithm == algorithm
+    assert result.holder_name == "MUELLER LUEDENSCHEIDT JOERG"
+    # The signature is really checked: the same code without the partner is UNKNOWN_KEY,
+    # and with one bit of the signature changed SIGNATURE_INVALID.
+    assert check(partner_code(partner, "r"), TRUST).verdict is Verdict.UNKNOWN_KEY
+    payload = cwt_payload(partner_hcert("r"), iat=IAT, exp=EXP)
+    protected = partner.protected()
+    signature = partner.sign(protected, payload)
+    tampered = hc1_text(sign1_bytes(protected, {}, payload, flip(signature, 7)))
+    assert check(tampered, trust).verdict is Verdict.SIGNATURE_INVALID
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "claimed"),
+    [("ES384", -7), ("ES384", -36), ("ES512", -7), ("ES512", -35), ("ES256", -35)],
+)
+def test_alg_must_match_the_keys_curve(algorithm: str, claimed: int) -> None:
+    """An alg naming another curve than the key's is SIGNATURE_INVALID, never a fallback."""
+    partner = new_partner(algorithm)
+    trust = TrustList([trusted(partner)])
+    result = check(partner_code(partner, protected=partner.protected(alg=claimed)), trust)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+    assert algorithm in result.detail
+    assert result.holder_name is None
+
+
+def test_es384_needs_sha384() -> None:
+    """A P-384 key's signature made with SHA-256 under alg ES384 is SIGNATURE_INVALID."""
+    partner = new_partner("ES256", curve=ec.SECP384R1())  # signs with SHA-256
+    trust = TrustList([trusted(partner)])
+    assert trust.keys[0].algorithm == "ES384"
+    code = partner_code(partner, protected=partner.protected(alg=-35))
+    assert check(code, trust).verdict is Verdict.SIGNATURE_INVALID
 
 
 def test_eku_restricts_what_a_key_may_sign() -> None:

@@ -21,7 +21,7 @@ from regfed.domain.model import (
     moscow_midnight,
 )
 from regfed.federation.fanout import SourceOutcome, SourceStatus
-from regfed.hcert.trust import TrustedKey
+from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey
 from regfed.hcert.verify import Verdict, Verification
 from regfed.issuance import IssuedCertificate, IssueResult
 from regfed.v1 import certificate_service_pb2 as pb
@@ -138,7 +138,12 @@ def issue_response(result: IssueResult) -> pb.IssueResponse:
     return response
 
 
-ALGORITHM = {"ES256": pb.ALGORITHM_ES256, "PS256": pb.ALGORITHM_PS256}
+ALGORITHM = {
+    ES256: pb.ALGORITHM_ES256,
+    ES384: pb.ALGORITHM_ES384,
+    ES512: pb.ALGORITHM_ES512,
+    PS256: pb.ALGORITHM_PS256,
+}
 VERDICT = {
     Verdict.VALID: pb.VERDICT_VALID,
     Verdict.EXPIRED: pb.VERDICT_EXPIRED,

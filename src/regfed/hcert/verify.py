@@ -32,14 +32,21 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from regfed.domain.model import CertificateKind
 from regfed.hcert.decode import Malformed, Sign1, decode_cbor, decode_hc1, header_label
-from regfed.hcert.trust import ES256, PS256, TrustedKey, TrustList
+from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey, TrustList
 
 logger = logging.getLogger(__name__)
 
 HEADER_ALG = 1
 HEADER_KID = 4
-# COSE algorithm identifiers (IANA "COSE Algorithms") that HCERT allows.
-ALGORITHMS = {-7: ES256, -37: PS256}
+# COSE algorithm identifiers (IANA "COSE Algorithms") that HCERT allows, and the ECDSA
+# ones of partner keys on P-384 / P-521 (DESIGN.md).
+ALGORITHMS = {-7: ES256, -35: ES384, -36: ES512, -37: PS256}
+# RFC 9053, section 2.1: each ECDSA algorithm is one curve with one hash, never mixed.
+_ECDSA: dict[str, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
+    ES256: (ec.SECP256R1, hashes.SHA256),
+    ES384: (ec.SECP384R1, hashes.SHA384),
+    ES512: (ec.SECP521R1, hashes.SHA512),
+}
 PSS_SALT_LENGTH = 32  # HCERT spec, section 3.3.2: PS256 salt = SHA-256 digest length
 
 CLAIM_ISSUER = 1
@@ -119,11 +126,13 @@ def _describe(value: object) -> str:
 # --- the signature ---------------------------------------------------------------------
 
 
-def _es256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
+def _ecdsa_ok(algorithm: str, key: TrustedKey, signed: bytes, signature: bytes) -> bool:
     public_key = key.public_key
-    # A key with the right kid on another curve never verifies: ES256 is P-256 only.
+    curve, digest = _ECDSA[algorithm]
+    # A key with the right kid on another curve never verifies: ES256 is P-256 only,
+    # ES384 P-384 only, ES512 P-521 only.
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-        public_key.curve, ec.SECP256R1
+        public_key.curve, curve
     ):
         return False
     # COSE carries r || s, each the curve's size (RFC 9053, section 2.1), not X.509's DER.
@@ -132,7 +141,7 @@ def _es256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
         return False
     r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
     try:
-        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(digest()))
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -150,7 +159,11 @@ def _ps256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
     return True
 
 
-_CHECKS = {ES256: _es256_ok, PS256: _ps256_ok}
+def _signature_ok(algorithm: str, key: TrustedKey, signed: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` over ``signed`` holds for ``key`` under ``algorithm``."""
+    if algorithm == PS256:
+        return _ps256_ok(key, signed, signature)
+    return _ecdsa_ok(algorithm, key, signed, signature)
 
 
 def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] | Verification:
@@ -166,7 +179,8 @@ def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] |
     if algorithm is None:
         return Verification(
             Verdict.SIGNATURE_INVALID,
-            f"unsupported signature algorithm {_describe(alg)} (ES256 or PS256 expected)",
+            f"unsupported signature algorithm {_describe(alg)} "
+            "(ES256, ES384, ES512 or PS256 expected)",
         )
     # COSE: the protected kid wins; the unprotected one is a fallback HCERT allows.
     kid = header_label(sign1.protected_header, HEADER_KID)
@@ -188,9 +202,9 @@ def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] |
             f"the code is signed with {algorithm}, but the trusted keys with kid "
             f"{_kid_text(kid)} are for {', '.join(sorted({k.algorithm for k in candidates}))}",
         )
-    signed, check = sign1.sig_structure(), _CHECKS[algorithm]
+    signed = sign1.sig_structure()
     # Every key with the kid is tried: a colliding kid must not hide the real signer.
-    holding = [key for key in matching if check(key, signed, sign1.signature)]
+    holding = [key for key in matching if _signature_ok(algorithm, key, signed, sign1.signature)]
     if not holding:
         return Verification(
             Verdict.SIGNATURE_INVALID,

@@ -223,6 +223,86 @@ def test_alternate_eku_oids_restrict_each_kind(group: str) -> None:
         assert result.holder_name is None
 
 
+# --- earlier schema versions (hcert 1.0.x-1.2.x) -----------------------------------------
+
+
+def _group(kind: str) -> dict[str, Any]:
+    """``{kind: [entry]}``: the one group of a partner's schema-shaped hcert of ``kind``."""
+    return {kind: partner_hcert(kind)[kind]}
+
+
+def _older_code(hcert: dict[str, Any]) -> str:
+    """A code by the ES256 partner around ``hcert`` as a 1.0.0 map."""
+    return ES256.code(cwt_payload({**hcert, "ver": "1.0.0"}, iat=IAT, exp=EXP))
+
+
+@pytest.mark.parametrize(
+    ("group", "kind"), [("v", "vaccination"), ("t", "test"), ("r", "recovery")]
+)
+@pytest.mark.parametrize("absent", [None, []], ids=["null", "empty"])
+def test_older_map_with_null_or_empty_groups_is_valid(group: str, kind: str, absent: Any) -> None:
+    """A 1.0.x map carrying the groups that do not apply as null or [] is VALID, not MALFORMED."""
+    others = {other: absent for other in "vtr" if other != group}
+    result = check(_older_code({**partner_hcert(group), **others}), TRUST)
+    assert result.verdict is Verdict.VALID
+    assert result.kind is not None
+    assert result.kind.value == kind
+    assert result.uvci == "URN:UVCI:01:XX:PARTNER#1"
+
+
+def test_older_map_with_three_vaccination_entries_counts_the_highest_dose() -> None:
+    """Three doses listed, out of order: VALID, and the entry with the highest dn counts."""
+    (entry,) = partner_hcert("v")["v"]
+    doses = [
+        {
+            **entry,
+            "dn": dose,
+            "sd": 3,
+            "dt": f"2021-0{dose + 2}-01",
+            "ci": f"URN:UVCI:01:XX:D{dose}",
+        }
+        for dose in (1, 3, 2)
+    ]
+    hcert = {**partner_hcert("v"), "v": doses, "t": None, "r": None}
+    result = check(_older_code(hcert), TRUST)
+    assert result.verdict is Verdict.VALID
+    assert result.uvci == "URN:UVCI:01:XX:D3"  # not D2, the last listed
+
+
+def test_older_map_with_several_entries_of_a_test_counts_the_last() -> None:
+    """Several test entries: VALID, and the last one listed counts."""
+    (entry,) = partner_hcert("t")["t"]
+    entries = [{**entry, "ci": "URN:UVCI:01:XX:T1"}, {**entry, "ci": "URN:UVCI:01:XX:T2"}]
+    result = check(_older_code({**partner_hcert("t"), "t": entries, "v": []}), TRUST)
+    assert result.verdict is Verdict.VALID
+    assert result.uvci == "URN:UVCI:01:XX:T2"
+
+
+@pytest.mark.parametrize(
+    ("groups", "words"),
+    [
+        ({**_group("v"), **_group("r"), "t": None}, "found v and r"),  # two non-empty groups
+        ({"v": None, "t": [], "r": None}, "found none"),
+        ({"v": {"0": {}}, "t": None}, "'v' is not an array"),
+        ({"v": [partner_hcert("v")["v"][0], "dose 2"]}, "entry is not a map"),
+        (
+            {"v": [{**partner_hcert("v")["v"][0], "dn": dn} for dn in (1, True)]},
+            "dose number",
+        ),
+        ({"v": [{**partner_hcert("v")["v"][0], "dn": 1}, {"ci": "URN:UVCI:01:XX:D2"}]}, "dose"),
+    ],
+)
+def test_older_map_that_cannot_be_read_one_way_is_malformed(
+    groups: dict[str, Any], words: str
+) -> None:
+    """Two non-empty groups, none, or entries that cannot be ordered stay MALFORMED, not VALID."""
+    hcert = {key: value for key, value in partner_hcert("v").items() if key != "v"}
+    result = check(_older_code({**hcert, **groups}), TRUST)
+    assert result.verdict is Verdict.MALFORMED
+    assert words in result.detail
+    assert result.holder_name is None
+
+
 # --- the claims -----------------------------------------------------------------------------
 
 
@@ -235,8 +315,8 @@ def test_alternate_eku_oids_restrict_each_kind(group: str) -> None:
         ({1: "XX", 4: 10**30, 6: IAT, -260: {1: partner_hcert()}}, "out of range"),
         ({1: "XX", 4: EXP, 6: IAT}, "-260"),
         (
-            {1: "XX", 4: EXP, 6: IAT, -260: {1: {**partner_hcert("v"), "t": []}}},
-            "exactly one",
+            {1: "XX", 4: EXP, 6: IAT, -260: {1: {**partner_hcert("v"), **_group("t")}}},
+            "exactly one non-empty group of v, t, r (found v and t)",
         ),
         ({1: "XX", 4: EXP, 6: IAT, -260: {1: {"ver": "1.3.0", "dob": "1970"}}}, "exactly one"),
         ([1, 2, 3], "not a map"),

@@ -20,7 +20,7 @@ import base64
 import enum
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -234,19 +234,51 @@ def _text(mapping: Mapping[Any, Any], key: str, where: str) -> str:
     return value
 
 
+def _the_group(hcert: Mapping[Any, Any]) -> tuple[str, Sequence[Any]]:
+    """The one non-empty group of ``hcert`` (v, t or r) and its entries.
+
+    hcert 1.0.x-1.2.x maps, issued in the spring of 2021, may carry the groups that do not
+    apply as null or an empty array, and a group of several entries (each dose of a
+    vaccination). Schema 1.3 allows neither, but reading them is unambiguous, so they are
+    read whatever ``ver`` says. Two non-empty groups are not: which would the code certify?
+    """
+    found: list[tuple[str, Sequence[Any]]] = []
+    for group in _GROUPS:
+        entries = hcert.get(group)
+        if entries is None:
+            continue
+        if not isinstance(entries, list | tuple):
+            raise Malformed(f"hcert {group!r} is not an array")
+        if entries:
+            found.append((group, entries))
+    if len(found) != 1:
+        names = " and ".join(group for group, _ in found) or "none"
+        raise Malformed(
+            f"the hcert must hold exactly one non-empty group of v, t, r (found {names})"
+        )
+    return found[0]
+
+
+def _latest_entry(group: str, entries: Sequence[Any]) -> Mapping[Any, Any]:
+    """The entry that counts: the highest dose number (``dn``) of a vaccination group,
+    the last-listed of equals; the last entry of a test or recovery group."""
+    maps = [entry for entry in entries if isinstance(entry, Mapping)]
+    if len(maps) != len(entries):
+        raise Malformed(f"an hcert {group!r} entry is not a map")
+    if len(maps) == 1 or group != "v":
+        return maps[-1]
+    doses = [entry.get("dn") for entry in maps]
+    # bool is an int in Python, but a CBOR true is no dose number.
+    if not all(type(dose) is int and dose >= 1 for dose in doses):
+        raise Malformed("each of several hcert 'v' entries needs a dose number 'dn' (an integer)")
+    latest = max(range(len(maps)), key=lambda index: (doses[index], index))
+    return maps[latest]
+
+
 def _hcert_fields(hcert: Mapping[Any, Any]) -> tuple[CertificateKind, str, str, str]:
     """(kind, uvci, holder name, birth date): what a checker compares with an ID."""
-    groups = [group for group in _GROUPS if group in hcert]
-    if len(groups) != 1:
-        found = "none" if not groups else " and ".join(groups)
-        raise Malformed(f"the hcert must hold exactly one of v, t, r (found {found})")
-    (group,) = groups
-    entries = hcert[group]
-    if not isinstance(entries, list | tuple) or len(entries) != 1:
-        raise Malformed(f"hcert {group!r} must be an array of exactly one entry")
-    (entry,) = entries
-    if not isinstance(entry, Mapping):
-        raise Malformed(f"the hcert {group!r} entry is not a map")
+    group, entries = _the_group(hcert)
+    entry = _latest_entry(group, entries)
     uvci = _text(entry, "ci", f"{group!r} entry's ")
     names = hcert.get("nam")
     if not isinstance(names, Mapping):

@@ -227,7 +227,10 @@ async def test_partner_codes_verify_after_trust_add(
 ) -> None:
     """A partner's code is UNKNOWN_KEY until `regfed trust add` takes its certificate; then
     VALID, with no restart; GetTrustList lists the partner's key, not as our own."""
-    partner = new_partner(algorithm, name=f"Partner {algorithm}")
+    # Its certificate valid now: a certificate vouches for no code issued after it expired.
+    partner = new_partner(
+        algorithm, name=f"Partner {algorithm}", not_before=datetime.now(UTC) - timedelta(days=1)
+    )
     now = int(datetime.now(UTC).timestamp())
     code = partner.code(cwt_payload(partner_hcert("v"), iat=now - 60, exp=now + 86_400))
     before = await stub.Verify(pb.VerifyRequest(qr_payload=code), timeout=10)

@@ -378,6 +378,47 @@ def test_float_times_and_other_zones() -> None:
     assert result.issued_at == datetime.fromtimestamp(IAT + 0.5, UTC)
 
 
+# --- the signing certificate's own validity --------------------------------------------------
+
+
+def test_code_issued_after_its_certificate_expired_is_signature_invalid() -> None:
+    """A code whose iat is past its certificate's not_after is SIGNATURE_INVALID, not VALID."""
+    retired = new_partner("ES256", not_before=NOW - timedelta(days=400), days=365)
+    not_after = retired.certificate.not_valid_after_utc
+    trust = TrustList([trusted(retired)])
+    result = check(partner_code(retired), trust)
+    assert result.verdict is Verdict.SIGNATURE_INVALID
+    assert "after its signing certificate" in result.detail
+    assert not_after.isoformat() in result.detail
+    assert result.holder_name is None
+    assert result.uvci is None
+    # The boundary: not_after itself is inside the validity (RFC 5280: inclusive).
+    last = int(not_after.timestamp())
+    assert check(
+        partner_code(retired, iat=last, exp=last + 86400), trust, at=not_after
+    ).verdict is (Verdict.VALID)
+    late = partner_code(retired, iat=last + 1, exp=last + 86400)
+    assert check(late, trust, at=not_after).verdict is Verdict.SIGNATURE_INVALID
+
+
+def test_certificate_expired_since_still_verifies_what_it_signed() -> None:
+    """A certificate that expired after the code was issued still gives VALID, then EXPIRED."""
+    lapsed = new_partner("ES256", not_before=NOW - timedelta(days=100), days=110)
+    assert lapsed.certificate.not_valid_after_utc < AT + timedelta(days=20)
+    trust = TrustList([trusted(lapsed)])
+    code = partner_code(lapsed)
+    assert check(code, trust, at=AT + timedelta(days=20)).verdict is Verdict.VALID
+    assert check(code, trust, at=AT + timedelta(days=60)).verdict is Verdict.EXPIRED
+
+
+def test_code_issued_before_its_certificates_not_before_stays_valid() -> None:
+    """A code whose iat precedes its certificate's not_before is VALID, not SIGNATURE_INVALID."""
+    early = new_partner("ES256", not_before=NOW + timedelta(days=10))
+    result = check(partner_code(early), TrustList([trusted(early)]))
+    assert result.verdict is Verdict.VALID
+    assert result.detail == ""
+
+
 def test_naive_instant_is_a_caller_error() -> None:
     """A naive ``at`` is a bug in the caller: ValueError, not a verdict."""
     with pytest.raises(ValueError, match="aware"):

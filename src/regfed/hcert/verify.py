@@ -9,7 +9,8 @@ Its order is the point (the lessons of the deployed DCC verifiers):
 3. find every trusted key with the kid (kids collide across issuers) and check the
    signature over the bytes received, *before* anything in the payload is believed;
 4. only then read the CWT claims and the hcert, apply the signing certificate's extended
-   key usage, and compare ``iat``/``exp`` with the instant, allowing a clock skew.
+   key usage and its expiry (no code issued after it), and compare ``iat``/``exp`` with
+   the instant, allowing a clock skew.
 
 Whatever the text, a ``Verification`` comes back; nothing raises for any ``str``.
 """
@@ -349,12 +350,28 @@ def _verify(
             kid=kid,
             key=holding[0],
         )
+    # A certificate vouches only for codes issued while it was valid: a retired key must
+    # not sign new codes, and a stolen one must not be able to. One that has expired
+    # since still vouches for what it signed before. ``not_before`` is not checked:
+    # several issuers signed codes whose ``iat`` precedes their certificate's not_before.
+    in_force = [
+        key for key in allowed if key.not_after is None or claims.issued_at <= key.not_after
+    ]
+    if not in_force:
+        not_after = max(key.not_after for key in allowed if key.not_after is not None)
+        return Verification(
+            Verdict.SIGNATURE_INVALID,
+            f"the code was issued at {claims.issued_at.isoformat()}, after its signing "
+            f"certificate (kid {_kid_text(kid)}) expired at {not_after.isoformat()}",
+            kid=kid,
+            key=allowed[0],
+        )
     verdict, detail = _validity(claims, at, skew)
     return Verification(
         verdict,
         detail,
         kid=kid,
-        key=allowed[0],
+        key=in_force[0],
         issuer=claims.issuer,
         issued_at=claims.issued_at,
         expires_at=claims.expires_at,

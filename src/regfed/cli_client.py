@@ -150,6 +150,7 @@ def describe_verify(response: pb.VerifyResponse) -> str:
             f"  UVCI:        {response.uvci}",
             f"  issuer:      {response.issuer}, key id {response.key_id}",
             f"  valid:       {_when(response.valid_from)} .. {_when(response.valid_until)}",
+            f"  issued at:   {_when(response.issued_at)}",
         ]
     lines.append(f"  checked at:  {_when(response.verified_at)}")
     return "\n".join(lines)

@@ -75,6 +75,10 @@ async def test_every_kind_round_trips_issue_to_verify(stub: Stub, outcome: str) 
     assert result.holder_name
     assert result.holder_birth_date
     assert result.valid_until.seconds == certificate.valid_until.seconds
+    # valid_from is the validity the certificate states, as Issue gave it; issued_at the iat.
+    assert result.valid_from.seconds == certificate.valid_from.seconds
+    assert result.issued_at.seconds == certificate.issued_at.seconds
+    assert result.valid_from != result.issued_at
 
 
 async def test_verify_as_of_another_instant(stub: Stub) -> None:
@@ -200,6 +204,7 @@ async def test_cli_verifies_text_and_png_and_revokes(
     )
     assert by_text.exit_code == 0, by_text.output
     assert by_text.output.startswith("VALID")
+    assert "issued at:" in by_text.output
     by_image = await asyncio.to_thread(
         runner.invoke, main, ["verify", "--image", str(png), "--target", target]
     )

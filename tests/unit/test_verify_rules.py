@@ -267,6 +267,7 @@ def test_older_map_with_three_vaccination_entries_counts_the_highest_dose() -> N
     result = check(_older_code(hcert), TRUST)
     assert result.verdict is Verdict.VALID
     assert result.uvci == "URN:UVCI:01:XX:D3"  # not D2, the last listed
+    assert result.valid_from == datetime(2021, 5, 1, tzinfo=MOSCOW)  # dose 3's dt
 
 
 def test_older_map_with_several_entries_of_a_test_counts_the_last() -> None:
@@ -376,6 +377,74 @@ def test_float_times_and_other_zones() -> None:
     result = check(code, TRUST, at=AT.astimezone(MOSCOW))
     assert result.verdict is Verdict.VALID
     assert result.issued_at == datetime.fromtimestamp(IAT + 0.5, UTC)
+
+
+# --- valid_from: the validity the certificate states -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("group", "valid_from"),
+    [
+        ("v", datetime(2021, 5, 1, tzinfo=MOSCOW)),  # dt 2021-05-01
+        ("r", datetime(2021, 3, 20, tzinfo=MOSCOW)),  # df 2021-03-20
+        ("t", datetime(2021, 7, 1, 6, tzinfo=UTC)),  # sc 2021-07-01T06:00:00Z
+    ],
+)
+def test_valid_from_is_what_the_certificate_states(group: str, valid_from: datetime) -> None:
+    """valid_from is dt / df / sc (a date from 00:00 Moscow), never the code's issued-at."""
+    result = check(partner_code(ES256, group), TRUST)
+    assert result.verdict is Verdict.VALID
+    assert result.valid_from == valid_from
+    assert result.issued_at == NOW
+    assert result.valid_from != result.issued_at
+
+
+@pytest.mark.parametrize(
+    ("group", "key", "value", "valid_from"),
+    [
+        ("t", "sc", "2021-07-01T08:00:00+02:00", datetime(2021, 7, 1, 6, tzinfo=UTC)),
+        ("t", "sc", "2021-07-01T08:00:00+0200", datetime(2021, 7, 1, 6, tzinfo=UTC)),
+        ("t", "sc", "2021-07-01T06:00:00.5z", datetime(2021, 7, 1, 6, 0, 0, 500000, tzinfo=UTC)),
+        ("t", "sc", "2021-07-01T06:00", datetime(2021, 7, 1, 6, tzinfo=UTC)),  # no offset: UTC
+        ("v", "dt", "2021-05-01T23:30:00-05:00", datetime(2021, 5, 1, tzinfo=MOSCOW)),
+    ],
+)
+def test_valid_from_read_from_the_forms_issuers_wrote(
+    group: str, key: str, value: str, valid_from: datetime
+) -> None:
+    """Offsets with or without a colon, fractions, no offset, a date-time for a date."""
+    (entry,) = partner_hcert(group)[group]
+    hcert = {**partner_hcert(group), group: [{**entry, key: value}]}
+    result = check(ES256.code(cwt_payload(hcert, iat=IAT, exp=EXP)), TRUST)
+    assert result.verdict is Verdict.VALID
+    assert result.valid_from == valid_from
+
+
+@pytest.mark.parametrize(
+    ("group", "key", "value"),
+    [
+        ("v", "dt", None),
+        ("v", "dt", 20210501),
+        ("v", "dt", "01.05.2021"),
+        ("v", "dt", "2021-13-01"),
+        ("r", "df", "2021-03-20 "),
+        ("r", "df", "２０２１-03-20"),
+        ("t", "sc", "2021-07-01T25:00:00Z"),
+        ("t", "sc", "2021-07-01T06:00:00+24:00"),
+        ("t", "sc", "2021-07-01T06:00:00Zjunk"),
+    ],
+)
+def test_unreadable_validity_is_malformed(group: str, key: str, value: Any) -> None:
+    """A missing or unreadable dt / df / sc is MALFORMED (the schema requires it), not VALID."""
+    (entry,) = partner_hcert(group)[group]
+    fields = {name: field for name, field in entry.items() if name != key}
+    if value is not None:
+        fields[key] = value
+    hcert = {**partner_hcert(group), group: [fields]}
+    result = check(ES256.code(cwt_payload(hcert, iat=IAT, exp=EXP)), TRUST)
+    assert result.verdict is Verdict.MALFORMED
+    assert repr(key) in result.detail
+    assert result.valid_from is None
 
 
 # --- the signing certificate's own validity --------------------------------------------------

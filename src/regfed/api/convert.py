@@ -189,8 +189,10 @@ def verify_response(result: Verification, instant: datetime) -> pb.VerifyRespons
     )
     if result.kind is not None:
         response.kind = KIND[result.kind]
+    if result.valid_from is not None:
+        response.valid_from.CopyFrom(timestamp(result.valid_from))
     if result.issued_at is not None:
-        response.valid_from.CopyFrom(timestamp(result.issued_at))
+        response.issued_at.CopyFrom(timestamp(result.issued_at))
     if result.expires_at is not None:
         response.valid_until.CopyFrom(timestamp(result.expires_at))
     return response

@@ -21,9 +21,10 @@ import base64
 import enum
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from regfed.domain.model import CertificateKind
+from regfed.domain.model import CertificateKind, moscow_midnight
 from regfed.hcert.decode import Malformed, Sign1, decode_cbor, decode_hc1, header_label
 from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey, TrustList
 
@@ -60,6 +61,13 @@ _GROUPS = {
     "t": CertificateKind.TEST,
     "r": CertificateKind.RECOVERY,
 }
+# Where each kind states the validity it certifies (DCC schema): the vaccination's date,
+# the recovery's "valid from" date, the test's sample collection time.
+_VALIDITY_FIELDS = {"v": "dt", "r": "df", "t": "sc"}
+_ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
+_ISO_TIME = re.compile(
+    r"T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII | re.IGNORECASE
+)
 
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_MAX_INFLATED = 64 * 1024  # a real HCERT inflates to well under 2 KB
@@ -92,7 +100,8 @@ class Verification:
     kid: bytes | None = None
     key: TrustedKey | None = None
     issuer: str | None = None
-    issued_at: datetime | None = None
+    issued_at: datetime | None = None  # the CWT's iat: when the code was signed
+    valid_from: datetime | None = None  # what the certificate states: see _valid_from
     expires_at: datetime | None = None
     kind: CertificateKind | None = None
     uvci: str | None = None
@@ -107,6 +116,7 @@ class _Claims:
     expires_at: datetime
     kind: CertificateKind
     uvci: str
+    valid_from: datetime
     holder_name: str
     holder_birth_date: str
 
@@ -276,11 +286,44 @@ def _latest_entry(group: str, entries: Sequence[Any]) -> Mapping[Any, Any]:
     return maps[latest]
 
 
-def _hcert_fields(hcert: Mapping[Any, Any]) -> tuple[CertificateKind, str, str, str]:
-    """(kind, uvci, holder name, birth date): what a checker compares with an ID."""
-    group, entries = _the_group(hcert)
-    entry = _latest_entry(group, entries)
-    uvci = _text(entry, "ci", f"{group!r} entry's ")
+def _zone(text: str | None) -> timezone:
+    """The offset of an ISO 8601 time: ``Z``, ``+hh:mm`` or ``+hhmm``; none is read as UTC
+    (RFC 3339 wants one, but some early issuers left it out)."""
+    if text is None or text in ("Z", "z"):
+        return UTC
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return timezone(-offset if text[0] == "-" else offset)  # ValueError past 24 hours
+
+
+def _valid_from(group: str, entry: Mapping[Any, Any]) -> datetime:
+    """The instant from which the certificate says it holds.
+
+    A date (``dt``, ``df``) counts from 00:00 Moscow time that day, as this service's own
+    certificates do; a test's ``sc`` is an instant. Some early issuers wrote a date-time
+    where the schema wants a date: its date, as written, counts.
+    """
+    key = _VALIDITY_FIELDS[group]
+    text = _text(entry, key, f"{group!r} entry's ")
+    problem = f"hcert {group!r} entry's {key!r} is not an ISO 8601 date or date-time"
+    day_match = _ISO_DATE.match(text)
+    time_match = _ISO_TIME.fullmatch(text, day_match.end()) if day_match else None
+    if day_match is None or (time_match is None and day_match.end() != len(text)):
+        raise Malformed(problem)
+    try:
+        day = date(*(int(part) for part in day_match.groups()))
+        if time_match is None or group != "t":
+            return moscow_midnight(day)
+        hour, minute, second, fraction, zone = time_match.groups()
+        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        clock = time(int(hour), int(minute), int(second or 0), micros)
+        return datetime.combine(day, clock, tzinfo=_zone(zone))
+    except ValueError:
+        raise Malformed(problem) from None
+
+
+def _holder(hcert: Mapping[Any, Any]) -> tuple[str, str]:
+    """(holder name, birth date): what a checker compares with an ID."""
     names = hcert.get("nam")
     if not isinstance(names, Mapping):
         raise Malformed("hcert 'nam' is missing or not a map")
@@ -288,8 +331,7 @@ def _hcert_fields(hcert: Mapping[Any, Any]) -> tuple[CertificateKind, str, str, 
     if names.get("gnt") is not None:
         parts.append(_text(names, "gnt", "nam's "))
     # ICAO 9303 uses "<" for spaces and hyphens; a checker reads names with spaces.
-    holder = " ".join(parts).replace("<", " ")
-    return _GROUPS[group], uvci, holder, _text(hcert, "dob", "")
+    return " ".join(parts).replace("<", " "), _text(hcert, "dob", "")
 
 
 def _claims(payload: bytes) -> _Claims:
@@ -306,8 +348,21 @@ def _claims(payload: bytes) -> _Claims:
     hcert = header_label(container, HCERT_V1) if isinstance(container, Mapping) else None
     if not isinstance(hcert, Mapping):
         raise Malformed("CWT claim -260 does not hold {1: hcert map}")
-    kind, uvci, holder, birth_date = _hcert_fields(hcert)
-    return _Claims(issuer, issued_at, expires_at, kind, uvci, holder, birth_date)
+    group, entries = _the_group(hcert)
+    entry = _latest_entry(group, entries)
+    uvci = _text(entry, "ci", f"{group!r} entry's ")
+    valid_from = _valid_from(group, entry)
+    holder, birth_date = _holder(hcert)
+    return _Claims(
+        issuer=issuer,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        kind=_GROUPS[group],
+        uvci=uvci,
+        valid_from=valid_from,
+        holder_name=holder,
+        holder_birth_date=birth_date,
+    )
 
 
 def _validity(claims: _Claims, at: datetime, skew: timedelta) -> tuple[Verdict, str]:
@@ -374,6 +429,7 @@ def _verify(
         key=in_force[0],
         issuer=claims.issuer,
         issued_at=claims.issued_at,
+        valid_from=claims.valid_from,
         expires_at=claims.expires_at,
         kind=claims.kind,
         uvci=claims.uvci,

@@ -10,10 +10,13 @@ PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests $(wildcard bench)
 
-.PHONY: help install proto run test test-unit lint fmt bench clean
+# test-lowest's throwaway copy of the work tree, with its own virtualenv (under .regfed/).
+LOWEST := .regfed/lowest
+
+.PHONY: help install proto run test test-unit test-lowest lint fmt bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +42,23 @@ test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
 
 test-unit: install  ## pure logic and the use cases over fakes: no PostgreSQL, no server
 	$(VENV)/bin/pytest -q -m unit
+
+# The lower bounds in pyproject.toml are a promise: install exactly them (uv's
+# lowest-direct: each direct dependency at its lowest allowed version) in a copy of the
+# work tree, generate the gRPC code with that grpcio-tools, and run the unit tests there.
+# A bound the code has outgrown fails here instead of in a user's install.
+test-lowest:  ## unit tests on the lowest dependency versions pyproject.toml allows
+	rm -rf $(LOWEST) && mkdir -p $(LOWEST)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)/$(VENV)
+	$(LOWEST)/$(VENV)/bin/pip install --quiet uv
+	cd $(LOWEST) && $(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python \
+	  --resolution lowest-direct -e '.[dev]'
+	$(LOWEST)/$(VENV)/bin/uv pip list --python $(LOWEST)/$(VENV)/bin/python \
+	  | grep -E '^(asyncpg|cbor2|click|cryptography|googleapis-common-protos|grpcio[a-z-]*|pillow|pgserver|protobuf|pydantic|qrcode|zxing-cpp) '
+	touch $(LOWEST)/$(INSTALLED)  # installed above: `make proto` there must not reinstall
+	$(MAKE) -C $(LOWEST) proto
+	cd $(LOWEST) && $(VENV)/bin/pytest -q -p no:cacheprovider --strict-config tests/unit
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -130,7 +130,24 @@ EKU_OIDS = {
     "vaccination": "1.3.6.1.4.1.1847.2021.1.2",
     "recovery": "1.3.6.1.4.1.1847.2021.1.3",
 }
-COSE_ALGS = {"ES256": -7, "PS256": -37}
+# The HCERT spec's second family, with the same meaning: issuers used either.
+EKU_OIDS_ALTERNATE = {
+    "test": "1.3.6.1.4.1.0.1847.2021.1.1",
+    "vaccination": "1.3.6.1.4.1.0.1847.2021.1.2",
+    "recovery": "1.3.6.1.4.1.0.1847.2021.1.3",
+}
+COSE_ALGS = {"ES256": -7, "ES384": -35, "ES512": -36, "PS256": -37}
+# RFC 9053, section 2.1: the curve and hash each ECDSA algorithm stands for.
+EC_CURVES: dict[str, ec.EllipticCurve] = {
+    "ES256": ec.SECP256R1(),
+    "ES384": ec.SECP384R1(),
+    "ES512": ec.SECP521R1(),
+}
+EC_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "ES256": hashes.SHA256(),
+    "ES384": hashes.SHA384(),
+    "ES512": hashes.SHA512(),
+}
 
 
 def b45encode(data: bytes) -> str:
@@ -159,7 +176,8 @@ def self_signed_certificate(
     not_before: datetime = datetime(2021, 1, 1, tzinfo=UTC),
     days: int = 730,
 ) -> x509.Certificate:
-    """A self-signed X.509 certificate of ``private_key``; ``eku`` names HCERT kinds."""
+    """A self-signed X.509 certificate of ``private_key``; ``eku`` names HCERT kinds
+    (first OID family) or holds OIDs verbatim."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "XX"),
@@ -185,7 +203,7 @@ def self_signed_certificate(
 class Partner:
     """A partner issuer: its own key, its own certificate, its own COSE code."""
 
-    algorithm: str  # "ES256" or "PS256"
+    algorithm: str  # "ES256", "ES384", "ES512" or "PS256"
     private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     certificate: x509.Certificate
 
@@ -213,7 +231,9 @@ class Partner:
         if isinstance(key, rsa.RSAPrivateKey):
             pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
             return key.sign(to_be_signed, pss, hashes.SHA256())
-        r, s = decode_dss_signature(key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+        # The hash follows the algorithm, not the key: an imposter test signs "ES256"
+        # with a P-384 key on purpose.
+        r, s = decode_dss_signature(key.sign(to_be_signed, ec.ECDSA(EC_HASHES[self.algorithm])))
         size = (key.curve.key_size + 7) // 8
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
@@ -238,14 +258,20 @@ def new_partner(
     curve: ec.EllipticCurve | None = None,
     rsa_bits: int = 2048,
     name: str = "Partner DSC",
+    not_before: datetime = datetime(2021, 1, 1, tzinfo=UTC),
+    days: int = 730,
 ) -> Partner:
-    """A fresh partner issuer with a self-signed certificate."""
+    """A fresh partner issuer with a self-signed certificate valid for ``days`` from
+    ``not_before``; ``curve`` defaults to the algorithm's own."""
     private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if algorithm == "PS256":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     else:
-        private_key = ec.generate_private_key(curve or ec.SECP256R1())
-    return Partner(algorithm, private_key, self_signed_certificate(private_key, name=name, eku=eku))
+        private_key = ec.generate_private_key(curve or EC_CURVES[algorithm])
+    certificate = self_signed_certificate(
+        private_key, name=name, eku=eku, not_before=not_before, days=days
+    )
+    return Partner(algorithm, private_key, certificate)
 
 
 def sign1_bytes(

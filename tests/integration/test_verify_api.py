@@ -75,6 +75,10 @@ async def test_every_kind_round_trips_issue_to_verify(stub: Stub, outcome: str) 
     assert result.holder_name
     assert result.holder_birth_date
     assert result.valid_until.seconds == certificate.valid_until.seconds
+    # valid_from is the validity the certificate states, as Issue gave it; issued_at the iat.
+    assert result.valid_from.seconds == certificate.valid_from.seconds
+    assert result.issued_at.seconds == certificate.issued_at.seconds
+    assert result.valid_from != result.issued_at
 
 
 async def test_verify_as_of_another_instant(stub: Stub) -> None:
@@ -200,6 +204,7 @@ async def test_cli_verifies_text_and_png_and_revokes(
     )
     assert by_text.exit_code == 0, by_text.output
     assert by_text.output.startswith("VALID")
+    assert "issued at:" in by_text.output
     by_image = await asyncio.to_thread(
         runner.invoke, main, ["verify", "--image", str(png), "--target", target]
     )
@@ -227,7 +232,10 @@ async def test_partner_codes_verify_after_trust_add(
 ) -> None:
     """A partner's code is UNKNOWN_KEY until `regfed trust add` takes its certificate; then
     VALID, with no restart; GetTrustList lists the partner's key, not as our own."""
-    partner = new_partner(algorithm, name=f"Partner {algorithm}")
+    # Its certificate valid now: a certificate vouches for no code issued after it expired.
+    partner = new_partner(
+        algorithm, name=f"Partner {algorithm}", not_before=datetime.now(UTC) - timedelta(days=1)
+    )
     now = int(datetime.now(UTC).timestamp())
     code = partner.code(cwt_payload(partner_hcert("v"), iat=now - 60, exp=now + 86_400))
     before = await stub.Verify(pb.VerifyRequest(qr_payload=code), timeout=10)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from regfed.api import convert
-from regfed.domain.model import CertificateKind, DenialReason, Registry
+from regfed.domain.model import MOSCOW, CertificateKind, DenialReason, Registry
+from regfed.hcert.trust import trusted_key_from_certificate
+from regfed.hcert.verify import Verdict, Verification
 from regfed.service.stats import Stats
+from regfed.v1 import certificate_service_pb2 as pb
+from tests.hc1_reference import new_partner
 
 
 def test_stats_labels_are_the_contracts_enum_names() -> None:
@@ -37,3 +43,42 @@ def test_timestamps_are_exact_to_the_microsecond() -> None:
     assert ts.ToDatetime(tzinfo=UTC) == instant
     before_epoch = datetime(1955, 2, 28, 23, 59, 59, 1, tzinfo=UTC)
     assert convert.timestamp(before_epoch).ToDatetime(tzinfo=UTC) == before_epoch
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("ES256", pb.ALGORITHM_ES256),
+        ("ES384", pb.ALGORITHM_ES384),
+        ("ES512", pb.ALGORITHM_ES512),
+        ("PS256", pb.ALGORITHM_PS256),
+    ],
+)
+def test_trust_list_names_each_algorithm(algorithm: str, expected: int) -> None:
+    """Every algorithm a trusted key may have reaches GetTrustList as its own enum value."""
+    key = trusted_key_from_certificate(new_partner(algorithm).certificate, own=False)
+    assert convert.trusted_key(key).algorithm == expected
+
+
+def test_verify_response_keeps_valid_from_and_issued_at_apart() -> None:
+    """valid_from carries the validity the certificate states, issued_at the code's iat."""
+    valid_from = datetime(2021, 5, 1, tzinfo=MOSCOW)
+    issued_at = datetime(2021, 7, 1, 9, 30, tzinfo=UTC)
+    result = Verification(
+        Verdict.VALID,
+        kid=b"k" * 8,
+        issuer="XX",
+        issued_at=issued_at,
+        valid_from=valid_from,
+        expires_at=issued_at + timedelta(days=30),
+        kind=CertificateKind.VACCINATION,
+        uvci="URN:UVCI:01:XX:1",
+        holder_name="A B",
+        holder_birth_date="1970",
+    )
+    response = convert.verify_response(result, issued_at)
+    assert response.valid_from.ToDatetime(tzinfo=UTC) == valid_from
+    assert response.issued_at.ToDatetime(tzinfo=UTC) == issued_at
+    unsigned = convert.verify_response(Verification(Verdict.MALFORMED, "bad"), issued_at)
+    assert not unsigned.HasField("valid_from")
+    assert not unsigned.HasField("issued_at")

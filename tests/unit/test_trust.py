@@ -22,7 +22,13 @@ from regfed.hcert.trust import (
     trusted_key_from_der,
 )
 from regfed.keystore.trustdir import add_to_trust_dir, load_trust_dir
-from tests.hc1_reference import EKU_OIDS, Partner, new_partner, self_signed_certificate
+from tests.hc1_reference import (
+    EKU_OIDS,
+    EKU_OIDS_ALTERNATE,
+    Partner,
+    new_partner,
+    self_signed_certificate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +100,21 @@ def test_rsa_certificate_becomes_a_ps256_key(ps256: Partner) -> None:
         (("vaccination", "recovery"), {CertificateKind.VACCINATION, CertificateKind.RECOVERY}),
         (("test", "1.3.6.1.5.5.7.3.2"), {CertificateKind.TEST}),
         (("1.3.6.1.5.5.7.3.2",), None),  # clientAuth only: none of HCERT's, so unrestricted
+        ((EKU_OIDS_ALTERNATE["test"],), {CertificateKind.TEST}),
+        ((EKU_OIDS_ALTERNATE["vaccination"],), {CertificateKind.VACCINATION}),
+        ((EKU_OIDS_ALTERNATE["recovery"],), {CertificateKind.RECOVERY}),
+        # One OID of each family: the kinds add up, as within one family.
+        (
+            ("test", EKU_OIDS_ALTERNATE["recovery"]),
+            {CertificateKind.TEST, CertificateKind.RECOVERY},
+        ),
     ],
 )
 def test_extended_key_usage_restricts_kinds(
     kinds: tuple[str, ...], expected: set[CertificateKind] | None
 ) -> None:
-    """HCERT EKU OIDs restrict the kinds a key may sign; without any, every kind."""
+    """HCERT EKU OIDs of either family restrict the kinds a key may sign; without any,
+    every kind."""
     private_key = ec.generate_private_key(ec.SECP256R1())
     key = trusted_key_from_der(_der(self_signed_certificate(private_key, eku=kinds)), own=False)
     assert key.allowed_kinds == (None if expected is None else frozenset(expected))
@@ -152,10 +167,25 @@ def _spki_of_partner(partner: Partner) -> bytes:
     )
 
 
-def test_p384_key_is_refused() -> None:
-    """An EC key on P-384 is refused: ES256 is P-256 only."""
-    certificate = self_signed_certificate(ec.generate_private_key(ec.SECP384R1()))
-    with pytest.raises(TrustError, match=r"secp384r1.*P-256"):
+@pytest.mark.parametrize(
+    ("curve", "algorithm"), [(ec.SECP384R1(), "ES384"), (ec.SECP521R1(), "ES512")]
+)
+def test_p384_and_p521_keys_become_es384_and_es512_keys(
+    curve: ec.EllipticCurve, algorithm: str
+) -> None:
+    """A partner certificate on P-384 / P-521 is kept as an ES384 / ES512 key, not skipped."""
+    certificate = self_signed_certificate(ec.generate_private_key(curve))
+    (key,) = load_pem_bundle(
+        certificate.public_bytes(serialization.Encoding.PEM), own=False, source="p.pem"
+    )
+    assert key.algorithm == algorithm
+    assert key.kid == hashlib.sha256(_der(certificate)).digest()[:8]
+
+
+def test_other_curves_are_refused() -> None:
+    """An EC key on a curve no COSE ECDSA algorithm of HCERT names (secp256k1) is refused."""
+    certificate = self_signed_certificate(ec.generate_private_key(ec.SECP256K1()))
+    with pytest.raises(TrustError, match=r"secp256k1.*P-256.*P-384.*P-521"):
         trusted_key_from_der(_der(certificate), own=False)
 
 
@@ -167,7 +197,7 @@ def test_rsa_1024_key_is_refused() -> None:
 
 
 def test_ed25519_key_is_refused() -> None:
-    """A key of another type (Ed25519) is refused: HCERT allows ES256 and PS256."""
+    """A key of another type (Ed25519) is refused: only ECDSA and RSA-PSS are accepted."""
     private_key = ed25519.Ed25519PrivateKey.generate()
     subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ed")])
     certificate = (
@@ -180,7 +210,7 @@ def test_ed25519_key_is_refused() -> None:
         .not_valid_after(datetime(2023, 1, 1, tzinfo=UTC))
         .sign(private_key, None)
     )
-    with pytest.raises(TrustError, match="only EC P-256 and RSA"):
+    with pytest.raises(TrustError, match=r"only EC \(P-256, P-384, P-521\) and RSA"):
         trusted_key_from_der(_der(certificate), own=False)
 
 
@@ -215,8 +245,8 @@ def test_pem_bundle_with_several_certificates(es256: Partner, ps256: Partner) ->
 
 def test_bundle_with_a_bad_certificate_is_refused_whole(es256: Partner) -> None:
     """One unusable certificate in a bundle refuses the file, naming its position."""
-    p384 = self_signed_certificate(ec.generate_private_key(ec.SECP384R1()))
-    bundle = es256.pem + p384.public_bytes(serialization.Encoding.PEM)
+    k256 = self_signed_certificate(ec.generate_private_key(ec.SECP256K1()))
+    bundle = es256.pem + k256.public_bytes(serialization.Encoding.PEM)
     with pytest.raises(TrustError, match=r"certificate 2: .*P-256"):
         load_pem_bundle(bundle, own=False, source="b.pem")
     with pytest.raises(TrustError, match="no PEM CERTIFICATE"):

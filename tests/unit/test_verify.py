@@ -65,6 +65,9 @@ def test_every_kind_signed_by_regfed_is_valid(name: str) -> None:
     assert result.key.own
     assert result.issuer == "RU"
     assert result.issued_at == NOW
+    # The validity the certificate states (dt, df, sc), as Issue gives it; not the iat.
+    assert result.valid_from == grant.valid_from.replace(microsecond=0)
+    assert result.valid_from != result.issued_at
     assert result.expires_at == grant.valid_until.replace(microsecond=0)
     assert result.kind is KINDS[name]
     assert result.uvci == uvci

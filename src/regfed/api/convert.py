@@ -20,7 +20,7 @@ from regfed.domain.model import (
     moscow_midnight,
 )
 from regfed.federation.fanout import SourceOutcome, SourceStatus
-from regfed.hcert.trust import TrustedKey
+from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey
 from regfed.hcert.verify import Verdict, Verification
 from regfed.service.issuing import IssuedCertificate, IssueResult
 from regfed.service.stats import Stats
@@ -139,7 +139,12 @@ def issue_response(result: IssueResult) -> pb.IssueResponse:
     return response
 
 
-ALGORITHM = {"ES256": pb.ALGORITHM_ES256, "PS256": pb.ALGORITHM_PS256}
+ALGORITHM = {
+    ES256: pb.ALGORITHM_ES256,
+    ES384: pb.ALGORITHM_ES384,
+    ES512: pb.ALGORITHM_ES512,
+    PS256: pb.ALGORITHM_PS256,
+}
 VERDICT = {
     Verdict.VALID: pb.VERDICT_VALID,
     Verdict.EXPIRED: pb.VERDICT_EXPIRED,
@@ -186,8 +191,10 @@ def verify_response(result: Verification, instant: datetime) -> pb.VerifyRespons
     )
     if result.kind is not None:
         response.kind = KIND[result.kind]
+    if result.valid_from is not None:
+        response.valid_from.CopyFrom(timestamp(result.valid_from))
     if result.issued_at is not None:
-        response.valid_from.CopyFrom(timestamp(result.issued_at))
+        response.issued_at.CopyFrom(timestamp(result.issued_at))
     if result.expires_at is not None:
         response.valid_until.CopyFrom(timestamp(result.expires_at))
     return response

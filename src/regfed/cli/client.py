@@ -302,6 +302,7 @@ def describe_verify(response: pb.VerifyResponse) -> str:
             f"  UVCI:        {response.uvci}",
             f"  issuer:      {response.issuer}, key id {response.key_id}",
             f"  valid:       {when(response.valid_from)} .. {when(response.valid_until)}",
+            f"  issued at:   {when(response.issued_at)}",
         ]
     lines.append(f"  checked at:  {when(response.verified_at)}")
     return "\n".join(lines)

@@ -129,10 +129,11 @@ def decode_cbor(data: bytes, what: str) -> Any:
     would disagree on what a code says.
     """
     stream = io.BytesIO(data)
+    # Built outside the ``try``: a cbor2 that does not know these options (before 6.1)
+    # must fail loudly as the verifier's bug, not turn every code into "not valid CBOR".
+    decoder = cbor2.CBORDecoder(stream, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
     try:
-        item = cbor2.CBORDecoder(
-            stream, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False
-        ).decode()
+        item = decoder.decode()
     except Exception as error:
         # cbor2 raises many types on hostile input (its own, ValueError, OverflowError,
         # RecursionError, MemoryError on absurd declared lengths...). ``Exception`` keeps

@@ -36,19 +36,36 @@ from regfed.hcert.keys import kid_of_der
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 ES256 = "ES256"
+ES384 = "ES384"
+ES512 = "ES512"
 PS256 = "PS256"
+# RFC 9053, section 2.1: each ECDSA algorithm belongs to one curve. HCERT signers use
+# P-256; some partner issuers' certificates hold P-384 or P-521 keys (DESIGN.md).
+EC_ALGORITHMS: dict[type[ec.EllipticCurve], str] = {
+    ec.SECP256R1: ES256,
+    ec.SECP384R1: ES384,
+    ec.SECP521R1: ES512,
+}
 MIN_RSA_BITS = 2048  # SOG-IS / the HCERT spec: RSA below 2048 bits is not acceptable
 
 # HCERT spec, section 5.1.1 ("Extended key usage"): a Document Signer Certificate
 # carrying any of these may sign only the kinds they name; one carrying none of them
-# may sign every kind.
+# may sign every kind. The spec names two families with the same meaning, and issuers
+# used both: honouring one only would let a certificate restricted with the other
+# vouch for every kind.
 EKU_TEST = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.1")
 EKU_VACCINATION = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.2")
 EKU_RECOVERY = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.3")
+EKU_TEST_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.1")
+EKU_VACCINATION_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.2")
+EKU_RECOVERY_ALTERNATE = x509.ObjectIdentifier("1.3.6.1.4.1.0.1847.2021.1.3")
 _EKU_KINDS = {
     EKU_TEST: CertificateKind.TEST,
     EKU_VACCINATION: CertificateKind.VACCINATION,
     EKU_RECOVERY: CertificateKind.RECOVERY,
+    EKU_TEST_ALTERNATE: CertificateKind.TEST,
+    EKU_VACCINATION_ALTERNATE: CertificateKind.VACCINATION,
+    EKU_RECOVERY_ALTERNATE: CertificateKind.RECOVERY,
 }
 
 _PEM_CERTIFICATE = re.compile(
@@ -145,18 +162,22 @@ def _spki_of(der: bytes) -> bytes:
 def _checked_key(key: object) -> tuple[PublicKey, str]:
     """The key and its COSE algorithm, or ``TrustError`` for a key HCERT does not allow."""
     if isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
+        algorithm = EC_ALGORITHMS.get(type(key.curve))
+        if algorithm is None:
             raise TrustError(
-                f"EC key on curve {key.curve.name}: only P-256 (ES256) keys are accepted"
+                f"EC key on curve {key.curve.name}: only P-256 (ES256), P-384 (ES384) and "
+                "P-521 (ES512) keys are accepted"
             )
-        return key, ES256
+        return key, algorithm
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise TrustError(
                 f"RSA key of {key.key_size} bits: at least {MIN_RSA_BITS} bits are required"
             )
         return key, PS256
-    raise TrustError(f"{type(key).__name__}: only EC P-256 and RSA keys are accepted")
+    raise TrustError(
+        f"{type(key).__name__}: only EC (P-256, P-384, P-521) and RSA keys are accepted"
+    )
 
 
 def _allowed_kinds(certificate: x509.Certificate) -> frozenset[CertificateKind] | None:

@@ -9,7 +9,8 @@ Its order is the point (the lessons of the deployed DCC verifiers):
 3. find every trusted key with the kid (kids collide across issuers) and check the
    signature over the bytes received, *before* anything in the payload is believed;
 4. only then read the CWT claims and the hcert, apply the signing certificate's extended
-   key usage, and compare ``iat``/``exp`` with the instant, allowing a clock skew.
+   key usage and its expiry (no code issued after it), and compare ``iat``/``exp`` with
+   the instant, allowing a clock skew.
 
 Whatever the text, a ``Verification`` comes back; nothing raises for any ``str``.
 """
@@ -20,9 +21,10 @@ import base64
 import enum
 import logging
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -30,16 +32,23 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from regfed.domain.model import CertificateKind
+from regfed.domain.model import CertificateKind, moscow_midnight
 from regfed.hcert.decode import Malformed, Sign1, decode_cbor, decode_hc1, header_label
-from regfed.hcert.trust import ES256, PS256, TrustedKey, TrustList
+from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey, TrustList
 
 logger = logging.getLogger(__name__)
 
 HEADER_ALG = 1
 HEADER_KID = 4
-# COSE algorithm identifiers (IANA "COSE Algorithms") that HCERT allows.
-ALGORITHMS = {-7: ES256, -37: PS256}
+# COSE algorithm identifiers (IANA "COSE Algorithms") that HCERT allows, and the ECDSA
+# ones of partner keys on P-384 / P-521 (DESIGN.md).
+ALGORITHMS = {-7: ES256, -35: ES384, -36: ES512, -37: PS256}
+# RFC 9053, section 2.1: each ECDSA algorithm is one curve with one hash, never mixed.
+_ECDSA: dict[str, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
+    ES256: (ec.SECP256R1, hashes.SHA256),
+    ES384: (ec.SECP384R1, hashes.SHA384),
+    ES512: (ec.SECP521R1, hashes.SHA512),
+}
 PSS_SALT_LENGTH = 32  # HCERT spec, section 3.3.2: PS256 salt = SHA-256 digest length
 
 CLAIM_ISSUER = 1
@@ -52,6 +61,13 @@ _GROUPS = {
     "t": CertificateKind.TEST,
     "r": CertificateKind.RECOVERY,
 }
+# Where each kind states the validity it certifies (DCC schema): the vaccination's date,
+# the recovery's "valid from" date, the test's sample collection time.
+_VALIDITY_FIELDS = {"v": "dt", "r": "df", "t": "sc"}
+_ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
+_ISO_TIME = re.compile(
+    r"T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII | re.IGNORECASE
+)
 
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_MAX_INFLATED = 64 * 1024  # a real HCERT inflates to well under 2 KB
@@ -84,7 +100,8 @@ class Verification:
     kid: bytes | None = None
     key: TrustedKey | None = None
     issuer: str | None = None
-    issued_at: datetime | None = None
+    issued_at: datetime | None = None  # the CWT's iat: when the code was signed
+    valid_from: datetime | None = None  # what the certificate states: see _valid_from
     expires_at: datetime | None = None
     kind: CertificateKind | None = None
     uvci: str | None = None
@@ -99,6 +116,7 @@ class _Claims:
     expires_at: datetime
     kind: CertificateKind
     uvci: str
+    valid_from: datetime
     holder_name: str
     holder_birth_date: str
 
@@ -119,11 +137,13 @@ def _describe(value: object) -> str:
 # --- the signature ---------------------------------------------------------------------
 
 
-def _es256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
+def _ecdsa_ok(algorithm: str, key: TrustedKey, signed: bytes, signature: bytes) -> bool:
     public_key = key.public_key
-    # A key with the right kid on another curve never verifies: ES256 is P-256 only.
+    curve, digest = _ECDSA[algorithm]
+    # A key with the right kid on another curve never verifies: ES256 is P-256 only,
+    # ES384 P-384 only, ES512 P-521 only.
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-        public_key.curve, ec.SECP256R1
+        public_key.curve, curve
     ):
         return False
     # COSE carries r || s, each the curve's size (RFC 9053, section 2.1), not X.509's DER.
@@ -132,7 +152,7 @@ def _es256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
         return False
     r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
     try:
-        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(digest()))
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -150,7 +170,11 @@ def _ps256_ok(key: TrustedKey, signed: bytes, signature: bytes) -> bool:
     return True
 
 
-_CHECKS = {ES256: _es256_ok, PS256: _ps256_ok}
+def _signature_ok(algorithm: str, key: TrustedKey, signed: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` over ``signed`` holds for ``key`` under ``algorithm``."""
+    if algorithm == PS256:
+        return _ps256_ok(key, signed, signature)
+    return _ecdsa_ok(algorithm, key, signed, signature)
 
 
 def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] | Verification:
@@ -166,7 +190,8 @@ def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] |
     if algorithm is None:
         return Verification(
             Verdict.SIGNATURE_INVALID,
-            f"unsupported signature algorithm {_describe(alg)} (ES256 or PS256 expected)",
+            f"unsupported signature algorithm {_describe(alg)} "
+            "(ES256, ES384, ES512 or PS256 expected)",
         )
     # COSE: the protected kid wins; the unprotected one is a fallback HCERT allows.
     kid = header_label(sign1.protected_header, HEADER_KID)
@@ -188,9 +213,9 @@ def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] |
             f"the code is signed with {algorithm}, but the trusted keys with kid "
             f"{_kid_text(kid)} are for {', '.join(sorted({k.algorithm for k in candidates}))}",
         )
-    signed, check = sign1.sig_structure(), _CHECKS[algorithm]
+    signed = sign1.sig_structure()
     # Every key with the kid is tried: a colliding kid must not hide the real signer.
-    holding = [key for key in matching if check(key, signed, sign1.signature)]
+    holding = [key for key in matching if _signature_ok(algorithm, key, signed, sign1.signature)]
     if not holding:
         return Verification(
             Verdict.SIGNATURE_INVALID,
@@ -220,20 +245,85 @@ def _text(mapping: Mapping[Any, Any], key: str, where: str) -> str:
     return value
 
 
-def _hcert_fields(hcert: Mapping[Any, Any]) -> tuple[CertificateKind, str, str, str]:
-    """(kind, uvci, holder name, birth date): what a checker compares with an ID."""
-    groups = [group for group in _GROUPS if group in hcert]
-    if len(groups) != 1:
-        found = "none" if not groups else " and ".join(groups)
-        raise Malformed(f"the hcert must hold exactly one of v, t, r (found {found})")
-    (group,) = groups
-    entries = hcert[group]
-    if not isinstance(entries, list | tuple) or len(entries) != 1:
-        raise Malformed(f"hcert {group!r} must be an array of exactly one entry")
-    (entry,) = entries
-    if not isinstance(entry, Mapping):
-        raise Malformed(f"the hcert {group!r} entry is not a map")
-    uvci = _text(entry, "ci", f"{group!r} entry's ")
+def _the_group(hcert: Mapping[Any, Any]) -> tuple[str, Sequence[Any]]:
+    """The one non-empty group of ``hcert`` (v, t or r) and its entries.
+
+    hcert 1.0.x-1.2.x maps, issued in the spring of 2021, may carry the groups that do not
+    apply as null or an empty array, and a group of several entries (each dose of a
+    vaccination). Schema 1.3 allows neither, but reading them is unambiguous, so they are
+    read whatever ``ver`` says. Two non-empty groups are not: which would the code certify?
+    """
+    found: list[tuple[str, Sequence[Any]]] = []
+    for group in _GROUPS:
+        entries = hcert.get(group)
+        if entries is None:
+            continue
+        if not isinstance(entries, list | tuple):
+            raise Malformed(f"hcert {group!r} is not an array")
+        if entries:
+            found.append((group, entries))
+    if len(found) != 1:
+        names = " and ".join(group for group, _ in found) or "none"
+        raise Malformed(
+            f"the hcert must hold exactly one non-empty group of v, t, r (found {names})"
+        )
+    return found[0]
+
+
+def _latest_entry(group: str, entries: Sequence[Any]) -> Mapping[Any, Any]:
+    """The entry that counts: the highest dose number (``dn``) of a vaccination group,
+    the last-listed of equals; the last entry of a test or recovery group."""
+    maps = [entry for entry in entries if isinstance(entry, Mapping)]
+    if len(maps) != len(entries):
+        raise Malformed(f"an hcert {group!r} entry is not a map")
+    if len(maps) == 1 or group != "v":
+        return maps[-1]
+    doses = [entry.get("dn") for entry in maps]
+    # bool is an int in Python, but a CBOR true is no dose number.
+    if not all(type(dose) is int and dose >= 1 for dose in doses):
+        raise Malformed("each of several hcert 'v' entries needs a dose number 'dn' (an integer)")
+    latest = max(range(len(maps)), key=lambda index: (doses[index], index))
+    return maps[latest]
+
+
+def _zone(text: str | None) -> timezone:
+    """The offset of an ISO 8601 time: ``Z``, ``+hh:mm`` or ``+hhmm``; none is read as UTC
+    (RFC 3339 wants one, but some early issuers left it out)."""
+    if text is None or text in ("Z", "z"):
+        return UTC
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return timezone(-offset if text[0] == "-" else offset)  # ValueError past 24 hours
+
+
+def _valid_from(group: str, entry: Mapping[Any, Any]) -> datetime:
+    """The instant from which the certificate says it holds.
+
+    A date (``dt``, ``df``) counts from 00:00 Moscow time that day, as this service's own
+    certificates do; a test's ``sc`` is an instant. Some early issuers wrote a date-time
+    where the schema wants a date: its date, as written, counts.
+    """
+    key = _VALIDITY_FIELDS[group]
+    text = _text(entry, key, f"{group!r} entry's ")
+    problem = f"hcert {group!r} entry's {key!r} is not an ISO 8601 date or date-time"
+    day_match = _ISO_DATE.match(text)
+    time_match = _ISO_TIME.fullmatch(text, day_match.end()) if day_match else None
+    if day_match is None or (time_match is None and day_match.end() != len(text)):
+        raise Malformed(problem)
+    try:
+        day = date(*(int(part) for part in day_match.groups()))
+        if time_match is None or group != "t":
+            return moscow_midnight(day)
+        hour, minute, second, fraction, zone = time_match.groups()
+        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        clock = time(int(hour), int(minute), int(second or 0), micros)
+        return datetime.combine(day, clock, tzinfo=_zone(zone))
+    except ValueError:
+        raise Malformed(problem) from None
+
+
+def _holder(hcert: Mapping[Any, Any]) -> tuple[str, str]:
+    """(holder name, birth date): what a checker compares with an ID."""
     names = hcert.get("nam")
     if not isinstance(names, Mapping):
         raise Malformed("hcert 'nam' is missing or not a map")
@@ -241,8 +331,7 @@ def _hcert_fields(hcert: Mapping[Any, Any]) -> tuple[CertificateKind, str, str, 
     if names.get("gnt") is not None:
         parts.append(_text(names, "gnt", "nam's "))
     # ICAO 9303 uses "<" for spaces and hyphens; a checker reads names with spaces.
-    holder = " ".join(parts).replace("<", " ")
-    return _GROUPS[group], uvci, holder, _text(hcert, "dob", "")
+    return " ".join(parts).replace("<", " "), _text(hcert, "dob", "")
 
 
 def _claims(payload: bytes) -> _Claims:
@@ -259,8 +348,21 @@ def _claims(payload: bytes) -> _Claims:
     hcert = header_label(container, HCERT_V1) if isinstance(container, Mapping) else None
     if not isinstance(hcert, Mapping):
         raise Malformed("CWT claim -260 does not hold {1: hcert map}")
-    kind, uvci, holder, birth_date = _hcert_fields(hcert)
-    return _Claims(issuer, issued_at, expires_at, kind, uvci, holder, birth_date)
+    group, entries = _the_group(hcert)
+    entry = _latest_entry(group, entries)
+    uvci = _text(entry, "ci", f"{group!r} entry's ")
+    valid_from = _valid_from(group, entry)
+    holder, birth_date = _holder(hcert)
+    return _Claims(
+        issuer=issuer,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        kind=_GROUPS[group],
+        uvci=uvci,
+        valid_from=valid_from,
+        holder_name=holder,
+        holder_birth_date=birth_date,
+    )
 
 
 def _validity(claims: _Claims, at: datetime, skew: timedelta) -> tuple[Verdict, str]:
@@ -303,14 +405,31 @@ def _verify(
             kid=kid,
             key=holding[0],
         )
+    # A certificate vouches only for codes issued while it was valid: a retired key must
+    # not sign new codes, and a stolen one must not be able to. One that has expired
+    # since still vouches for what it signed before. ``not_before`` is not checked:
+    # several issuers signed codes whose ``iat`` precedes their certificate's not_before.
+    in_force = [
+        key for key in allowed if key.not_after is None or claims.issued_at <= key.not_after
+    ]
+    if not in_force:
+        not_after = max(key.not_after for key in allowed if key.not_after is not None)
+        return Verification(
+            Verdict.SIGNATURE_INVALID,
+            f"the code was issued at {claims.issued_at.isoformat()}, after its signing "
+            f"certificate (kid {_kid_text(kid)}) expired at {not_after.isoformat()}",
+            kid=kid,
+            key=allowed[0],
+        )
     verdict, detail = _validity(claims, at, skew)
     return Verification(
         verdict,
         detail,
         kid=kid,
-        key=allowed[0],
+        key=in_force[0],
         issuer=claims.issuer,
         issued_at=claims.issued_at,
+        valid_from=claims.valid_from,
         expires_at=claims.expires_at,
         kind=claims.kind,
         uvci=claims.uvci,

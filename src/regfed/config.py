@@ -56,7 +56,7 @@ Seconds = Annotated[
     BeforeValidator(_finite),
     Field(gt=0, allow_inf_nan=False),
 ]
-Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False)]
+Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 
 
 class _Model(BaseModel):

@@ -8,23 +8,22 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
-LINT_PATHS := src tests $(wildcard bench)
+LINT_PATHS := src tests tools setup.py $(wildcard bench)
 
 .PHONY: help install proto run test lint fmt bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-$(GENERATED): $(PROTOS) $(INSTALLED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos \
-	  -I "$$($(PY) -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')" \
-	  --python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src $(PROTOS)
+# The same generator the wheel build runs (setup.py), here into src/ for the editable install.
+$(GENERATED): $(PROTOS) tools/protogen.py $(INSTALLED)
+	$(PY) tools/protogen.py src
 	touch $@
 
 install: $(INSTALLED) $(GENERATED)  ## create the virtualenv, install regfed, generate the gRPC code
@@ -49,5 +48,6 @@ fmt: install  ## format the code
 bench: install  ## benchmark: 100,000 people; echo baseline, Issue, Issue+PNG, Verify -> bench/results/
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-clean:  ## remove the virtualenv and generated code (keeps .regfed/: keys and the database)
-	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi .pytest_cache .mypy_cache .ruff_cache
+clean:  ## remove the virtualenv, generated code and build output (keeps .regfed/: keys and the database)
+	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi src/regfed/protos \
+	  build dist .pytest_cache .mypy_cache .ruff_cache

@@ -66,3 +66,11 @@ def test_verify_image_without_the_reader_is_one_line(
         "pip install 'regfed[cli]'"
     ]
 
+
+def test_version_is_the_installed_distributions() -> None:
+    """`regfed --version` prints the version the package was installed as."""
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"regfed {version('regfed')}\n"

@@ -6,19 +6,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Every package of the development environment, pinned: `make lock` refreshes it.
+CONSTRAINTS := constraints.txt
+# dev: tests and linters (and the demo and cli extras); ci: the release gates' tools.
+EXTRAS := dev,ci
 PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests tools setup.py $(wildcard bench)
 
-.PHONY: help install proto run test lint fmt bench clean
+.PHONY: help install proto run test lint fmt bench lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml setup.py
+$(INSTALLED): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 
 # The same generator the wheel build runs (setup.py), here into src/ for the editable install.
@@ -47,6 +51,15 @@ fmt: install  ## format the code
 
 bench: install  ## benchmark: 100,000 people; echo baseline, Issue, Issue+PNG, Verify -> bench/results/
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+lock:  ## refresh constraints.txt: the newest versions pyproject.toml allows (then run make test)
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e '.[$(EXTRAS)]'
+	{ echo "# The development environment, pinned (pip freeze). Refresh: make lock."; \
+	  .venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 clean:  ## remove the virtualenv, generated code and build output (keeps .regfed/: keys and the database)
 	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi src/regfed/protos \

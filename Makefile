@@ -14,7 +14,7 @@ PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests tools setup.py $(wildcard bench)
 
-.PHONY: help install proto run test lint fmt bench lock wheel-check contract clean
+.PHONY: help install proto run test lint fmt bench lock wheel-check contract deploy-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ wheel-check: install  ## build sdist and wheel, check their contents, run the wh
 contract: install  ## buf lint the protos; buf breaking against the last release tag, else HEAD~1
 	$(VENV)/bin/buf lint
 	tools/buf_breaking.sh $(VENV)/bin/buf
+
+deploy-check: install  ## hadolint the Dockerfile
+	$(VENV)/bin/hadolint Dockerfile
 
 clean:  ## remove the virtualenv, generated code and build output (keeps .regfed/: keys and the database)
 	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi src/regfed/protos \

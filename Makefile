@@ -13,6 +13,10 @@ EXTRAS := dev,ci
 PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests tools setup.py $(wildcard bench)
+KUBECTL ?= kubectl
+# Kubernetes versions the manifests are validated against: the oldest supported (native
+# gRPC probes are GA from 1.27) and the newest kubernetes-validate knows.
+K8S_VERSIONS ?= 1.28 1.37
 
 .PHONY: help install proto run test lint fmt bench lock wheel-check contract deploy-check clean
 
@@ -68,8 +72,14 @@ contract: install  ## buf lint the protos; buf breaking against the last release
 	$(VENV)/bin/buf lint
 	tools/buf_breaking.sh $(VENV)/bin/buf
 
-deploy-check: install  ## hadolint the Dockerfile
+deploy-check: install  ## hadolint the Dockerfile; render the k8s production overlay and validate it
 	$(VENV)/bin/hadolint Dockerfile
+	mkdir -p build
+	$(KUBECTL) kustomize deploy/k8s/overlays/production > build/k8s-production.yaml
+	for version in $(K8S_VERSIONS); do \
+	  $(VENV)/bin/kubernetes-validate --strict --kubernetes-version $$version \
+	    build/k8s-production.yaml || exit 1; \
+	done
 
 clean:  ## remove the virtualenv, generated code and build output (keeps .regfed/: keys and the database)
 	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi src/regfed/protos \

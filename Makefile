@@ -6,28 +6,35 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Every package of the development environment, pinned: `make lock` refreshes it.
+CONSTRAINTS := constraints.txt
+# dev: tests and linters (and the demo and cli extras); ci: the release gates' tools.
+EXTRAS := dev,ci
 PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
-LINT_PATHS := src tests $(wildcard bench)
+LINT_PATHS := src tests tools setup.py $(wildcard bench)
+KUBECTL ?= kubectl
+# Kubernetes versions the manifests are validated against: the oldest supported (native
+# gRPC probes are GA from 1.27) and the newest kubernetes-validate knows.
+K8S_VERSIONS ?= 1.28 1.37
 
 # test-lowest's throwaway copy of the work tree, with its own virtualenv (under .regfed/).
 LOWEST := .regfed/lowest
 
-.PHONY: help install proto run test test-unit test-lowest lint fmt bench clean
+.PHONY: help install proto run test test-unit test-lowest lint fmt bench lock wheel-check contract deploy-check clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 
-$(GENERATED): $(PROTOS) $(INSTALLED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos \
-	  -I "$$($(PY) -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')" \
-	  --python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src $(PROTOS)
+# The same generator the wheel build runs (setup.py), here into src/ for the editable install.
+$(GENERATED): $(PROTOS) tools/protogen.py $(INSTALLED)
+	$(PY) tools/protogen.py src
 	touch $@
 
 install: $(INSTALLED) $(GENERATED)  ## create the virtualenv, install regfed, generate the gRPC code
@@ -72,5 +79,31 @@ fmt: install  ## format the code
 bench: install  ## benchmark: 100,000 people; echo baseline, Issue, Issue+PNG, Verify -> bench/results/
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-clean:  ## remove the virtualenv and generated code (keeps .regfed/: keys and the database)
-	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi .pytest_cache .mypy_cache .ruff_cache
+lock:  ## refresh constraints.txt: the newest versions pyproject.toml allows (then run make test)
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e '.[$(EXTRAS)]'
+	{ echo "# The development environment, pinned (pip freeze). Refresh: make lock."; \
+	  .venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > $(CONSTRAINTS)
+	rm -rf .venv-lock
+
+wheel-check: install  ## build sdist and wheel, check their contents, run the wheel in a fresh virtualenv
+	$(PY) tools/check_wheel.py
+
+contract: install  ## buf lint the protos; buf breaking against the last release tag, else HEAD~1
+	$(VENV)/bin/buf lint
+	tools/buf_breaking.sh $(VENV)/bin/buf
+
+deploy-check: install  ## hadolint the Dockerfile; render the k8s production overlay and validate it
+	$(VENV)/bin/hadolint Dockerfile
+	mkdir -p build
+	$(KUBECTL) kustomize deploy/k8s/overlays/production > build/k8s-production.yaml
+	for version in $(K8S_VERSIONS); do \
+	  $(VENV)/bin/kubernetes-validate --strict --kubernetes-version $$version \
+	    build/k8s-production.yaml || exit 1; \
+	done
+
+clean:  ## remove the virtualenv, generated code and build output (keeps .regfed/: keys and the database)
+	rm -rf $(VENV) src/regfed/v1/*_pb2*.py src/regfed/v1/*_pb2*.pyi src/regfed/protos \
+	  build dist .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from regfed import qr
+from regfed.extras import import_extra
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 
@@ -310,8 +311,9 @@ def describe_verify(response: pb.VerifyResponse) -> str:
 
 def read_qr_image(path: Path) -> str:
     """The text of the QR code in an image file (PNG, JPEG, ...)."""
-    import zxingcpp
     from PIL import Image, UnidentifiedImageError
+
+    zxingcpp = import_extra("zxingcpp", extra="cli", purpose="reading a QR image (--image)")
 
     try:
         with Image.open(path) as image:

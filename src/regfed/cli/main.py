@@ -44,6 +44,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 
 
 @click.group(epilog=EXIT_STATUSES)
+@click.version_option(package_name="regfed", message="regfed %(version)s")
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

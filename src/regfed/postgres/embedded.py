@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from regfed.extras import import_extra
 from regfed.postgres.dsn import with_database
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,13 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns that XDG_RUNTIME_DIR is unset (pgserver then uses /tmp): noise.
             warnings.simplefilter("ignore")
-            import pgserver  # imported here: production never starts an embedded server
+            # Imported here: production never starts an embedded server, nor installs one.
+            pgserver = import_extra(
+                "pgserver",
+                extra="demo",
+                purpose="the embedded PostgreSQL (used while REGFED_STORE_DSN, "
+                "REGFED_CITY_DSN or REGFED_FEDERAL_DSN is unset)",
+            )
 
         self._pgdata.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", self._pgdata)

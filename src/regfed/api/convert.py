@@ -20,7 +20,8 @@ from regfed.domain.model import (
     moscow_midnight,
 )
 from regfed.federation.fanout import SourceOutcome, SourceStatus
-from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey
+from regfed.hcert.labels import ES256, ES384, ES512, PS256
+from regfed.hcert.trust import TrustedKey
 from regfed.hcert.verify import Verdict, Verification
 from regfed.service.issuing import IssuedCertificate, IssueResult
 from regfed.service.stats import Stats

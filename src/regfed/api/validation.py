@@ -19,7 +19,8 @@ from regfed.domain.identifiers import (
 )
 from regfed.domain.model import PersonQuery
 from regfed.errors import FieldViolation, InvalidField, InvalidRequest
-from regfed.hcert.payload import MAX_TEXT, UVCI_PREFIX
+from regfed.hcert.labels import UVCI_PREFIX
+from regfed.hcert.payload import MAX_TEXT
 from regfed.v1 import certificate_service_pb2 as pb
 
 MAX_NAME_LENGTH = 100

@@ -18,30 +18,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from regfed.hcert.keys import SigningKey
+from regfed.hcert.labels import ALGORITHM_IDS, COSE_SIGN1_TAG, ES256, HEADER_ALG, HEADER_KID
 
-COSE_SIGN1_TAG = 18
-HEADER_ALG = 1
-HEADER_KID = 4
-ALG_ES256 = -7
 # P-256 scalars are 32 bytes; r and s are each left-padded to that width.
 _P256_SCALAR_BYTES = 32
 
 
-def _sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """The bytes actually signed (RFC 9052, section 4.4): no external AAD in HCERT."""
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """The bytes actually signed (RFC 9052, section 4.4): no external AAD in HCERT.
+
+    The verifier builds it from the protected header and payload exactly as received.
+    """
     return cbor2.dumps(["Signature1", protected, b"", payload], canonical=True)
 
 
 def protected_header(kid: bytes) -> bytes:
     """The encoded protected header ``{1: -7, 4: kid}`` (ES256, key identifier)."""
-    return cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
+    return cbor2.dumps({HEADER_ALG: ALGORITHM_IDS[ES256], HEADER_KID: kid}, canonical=True)
 
 
 def sign1(payload: bytes, key: SigningKey) -> bytes:
     """A tagged COSE_Sign1 message over ``payload``, signed with ES256 by ``key``."""
     protected = protected_header(key.kid)
     der = key.private_key.sign(
-        _sig_structure(protected, payload),
+        sig_structure(protected, payload),
         ec.ECDSA(hashes.SHA256(), deterministic_signing=True),
     )
     r, s = decode_dss_signature(der)

@@ -22,10 +22,9 @@ from typing import Any
 import cbor2
 
 from regfed.hcert.base45 import b45decode
-from regfed.hcert.cose import COSE_SIGN1_TAG
+from regfed.hcert.cose import sig_structure
+from regfed.hcert.labels import COSE_SIGN1_TAG, CWT_TAG, HC1_PREFIX
 
-HC1_PREFIX = "HC1:"
-CWT_TAG = 61  # RFC 8392, section 6: a CWT may be tagged 61 around its COSE message
 MAX_CBOR_DEPTH = 16  # HCERT nests about 6 deep; a deep input is an attack, not a code
 _LINE_ENDS = ("\r\n", "\n", "\r")
 
@@ -55,7 +54,7 @@ class Sign1:
         from their decoded form: re-encoding would let a verifier check a signature over
         bytes the signer never saw.
         """
-        return cbor2.dumps(["Signature1", self.protected, b"", self.payload], canonical=True)
+        return sig_structure(self.protected, self.payload)
 
 
 def header_label(header: Mapping[Any, Any], label: int) -> Any:

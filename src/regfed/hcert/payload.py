@@ -22,6 +22,14 @@ from regfed.domain.model import (
     moscow_date,
 )
 from regfed.domain.policy import BasisKind, Grant
+from regfed.hcert.labels import (
+    CLAIM_EXPIRY,
+    CLAIM_HCERT,
+    CLAIM_ISSUED_AT,
+    CLAIM_ISSUER,
+    HCERT_V1,
+    UVCI_PREFIX,
+)
 from regfed.hcert.transliterate import icao9303
 
 Hcert = dict[str, Any]
@@ -34,14 +42,6 @@ TEST_TYPE_NAAT = "LP6464-4"  # LOINC: nucleic acid amplification (PCR)
 TEST_NOT_DETECTED = "260415000"  # SNOMED CT: not detected
 MAX_TEXT = 80  # the schema's maxLength for names, issuer, testing centre and UVCI
 
-# CWT claim keys (RFC 8392) and the HCERT claim (-260) holding {1: hcert}.
-CLAIM_ISSUER = 1
-CLAIM_EXPIRY = 4
-CLAIM_ISSUED_AT = 6
-CLAIM_HCERT = -260
-HCERT_V1 = 1
-
-UVCI_PREFIX = "URN:UVCI:01:"  # then the issuing country, ":", the opaque part
 # Luhn mod N over the characters a UVCI may contain, in code point order.
 _UVCI_ALPHABET = "/0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

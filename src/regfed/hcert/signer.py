@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from regfed.hcert.base45 import b45encode
 from regfed.hcert.cose import sign1
 from regfed.hcert.keys import SigningKey, select_signer
+from regfed.hcert.labels import HC1_PREFIX
 from regfed.hcert.payload import COUNTRY, MAX_TEXT, Hcert, cwt_claims
 
-HC1_PREFIX = "HC1:"
 ZLIB_LEVEL = 9  # the QR's size is what matters; compression time is negligible
 
 

@@ -32,13 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from regfed.domain.model import CertificateKind
 from regfed.hcert.keys import kid_of_der
+from regfed.hcert.labels import ES256, ES384, ES512, PS256
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
-ES256 = "ES256"
-ES384 = "ES384"
-ES512 = "ES512"
-PS256 = "PS256"
 # RFC 9053, section 2.1: each ECDSA algorithm belongs to one curve. HCERT signers use
 # P-256; some partner issuers' certificates hold P-384 or P-521 keys (DESIGN.md).
 EC_ALGORITHMS: dict[type[ec.EllipticCurve], str] = {

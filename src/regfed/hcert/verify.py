@@ -8,9 +8,9 @@ Its order is the point (the lessons of the deployed DCC verifiers):
    be swapped by anyone, and an absent or unknown one is a failure, never "unsigned";
 3. find every trusted key with the kid (kids collide across issuers) and check the
    signature over the bytes received, *before* anything in the payload is believed;
-4. only then read the CWT claims and the hcert, apply the signing certificate's extended
-   key usage and its expiry (no code issued after it), and compare ``iat``/``exp`` with
-   the instant, allowing a clock skew.
+4. only then read the CWT claims and the hcert (``claims``), apply the signing
+   certificate's extended key usage and its expiry (no code issued after it), and compare
+   ``iat``/``exp`` with the instant, allowing a clock skew.
 
 Whatever the text, a ``Verification`` comes back; nothing raises for any ``str``.
 """
@@ -20,29 +20,22 @@ from __future__ import annotations
 import base64
 import enum
 import logging
-import math
-import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from regfed.domain.model import CertificateKind, moscow_midnight
-from regfed.hcert.decode import Malformed, Sign1, decode_cbor, decode_hc1, header_label
-from regfed.hcert.trust import ES256, ES384, ES512, PS256, TrustedKey, TrustList
+from regfed.domain.model import CertificateKind
+from regfed.hcert.claims import Claims, read_claims
+from regfed.hcert.decode import Malformed, Sign1, decode_hc1, header_label
+from regfed.hcert.labels import ALGORITHMS, ES256, ES384, ES512, HEADER_ALG, HEADER_KID, PS256
+from regfed.hcert.trust import TrustedKey, TrustList
 
 logger = logging.getLogger(__name__)
 
-HEADER_ALG = 1
-HEADER_KID = 4
-# COSE algorithm identifiers (IANA "COSE Algorithms") that HCERT allows, and the ECDSA
-# ones of partner keys on P-384 / P-521 (DESIGN.md).
-ALGORITHMS = {-7: ES256, -35: ES384, -36: ES512, -37: PS256}
 # RFC 9053, section 2.1: each ECDSA algorithm is one curve with one hash, never mixed.
 _ECDSA: dict[str, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
     ES256: (ec.SECP256R1, hashes.SHA256),
@@ -50,24 +43,6 @@ _ECDSA: dict[str, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
     ES512: (ec.SECP521R1, hashes.SHA512),
 }
 PSS_SALT_LENGTH = 32  # HCERT spec, section 3.3.2: PS256 salt = SHA-256 digest length
-
-CLAIM_ISSUER = 1
-CLAIM_EXPIRY = 4
-CLAIM_ISSUED_AT = 6
-CLAIM_HCERT = -260
-HCERT_V1 = 1
-_GROUPS = {
-    "v": CertificateKind.VACCINATION,
-    "t": CertificateKind.TEST,
-    "r": CertificateKind.RECOVERY,
-}
-# Where each kind states the validity it certifies (DCC schema): the vaccination's date,
-# the recovery's "valid from" date, the test's sample collection time.
-_VALIDITY_FIELDS = {"v": "dt", "r": "df", "t": "sc"}
-_ISO_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
-_ISO_TIME = re.compile(
-    r"T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:?\d\d)?", re.ASCII | re.IGNORECASE
-)
 
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_MAX_INFLATED = 64 * 1024  # a real HCERT inflates to well under 2 KB
@@ -107,18 +82,6 @@ class Verification:
     uvci: str | None = None
     holder_name: str | None = None
     holder_birth_date: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Claims:
-    issuer: str
-    issued_at: datetime
-    expires_at: datetime
-    kind: CertificateKind
-    uvci: str
-    valid_from: datetime
-    holder_name: str
-    holder_birth_date: str
 
 
 def _kid_text(kid: bytes) -> str:
@@ -225,147 +188,7 @@ def _signers(sign1: Sign1, trust: TrustList) -> tuple[bytes, list[TrustedKey]] |
     return kid, holding
 
 
-# --- the claims, believed only after the signature held ----------------------------------
-
-
-def _instant(claims: Mapping[Any, Any], label: int, name: str) -> datetime:
-    value = header_label(claims, label)
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise Malformed(f"CWT claim {label} ({name}) is missing or not a number")
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise Malformed(f"CWT claim {label} ({name}) is out of range") from None
-
-
-def _text(mapping: Mapping[Any, Any], key: str, where: str) -> str:
-    value = mapping.get(key)
-    if not isinstance(value, str):
-        raise Malformed(f"hcert {where}{key!r} is missing or not a text string")
-    return value
-
-
-def _the_group(hcert: Mapping[Any, Any]) -> tuple[str, Sequence[Any]]:
-    """The one non-empty group of ``hcert`` (v, t or r) and its entries.
-
-    hcert 1.0.x-1.2.x maps, issued in the spring of 2021, may carry the groups that do not
-    apply as null or an empty array, and a group of several entries (each dose of a
-    vaccination). Schema 1.3 allows neither, but reading them is unambiguous, so they are
-    read whatever ``ver`` says. Two non-empty groups are not: which would the code certify?
-    """
-    found: list[tuple[str, Sequence[Any]]] = []
-    for group in _GROUPS:
-        entries = hcert.get(group)
-        if entries is None:
-            continue
-        if not isinstance(entries, list | tuple):
-            raise Malformed(f"hcert {group!r} is not an array")
-        if entries:
-            found.append((group, entries))
-    if len(found) != 1:
-        names = " and ".join(group for group, _ in found) or "none"
-        raise Malformed(
-            f"the hcert must hold exactly one non-empty group of v, t, r (found {names})"
-        )
-    return found[0]
-
-
-def _latest_entry(group: str, entries: Sequence[Any]) -> Mapping[Any, Any]:
-    """The entry that counts: the highest dose number (``dn``) of a vaccination group,
-    the last-listed of equals; the last entry of a test or recovery group."""
-    maps = [entry for entry in entries if isinstance(entry, Mapping)]
-    if len(maps) != len(entries):
-        raise Malformed(f"an hcert {group!r} entry is not a map")
-    if len(maps) == 1 or group != "v":
-        return maps[-1]
-    doses = [entry.get("dn") for entry in maps]
-    # bool is an int in Python, but a CBOR true is no dose number.
-    if not all(type(dose) is int and dose >= 1 for dose in doses):
-        raise Malformed("each of several hcert 'v' entries needs a dose number 'dn' (an integer)")
-    latest = max(range(len(maps)), key=lambda index: (doses[index], index))
-    return maps[latest]
-
-
-def _zone(text: str | None) -> timezone:
-    """The offset of an ISO 8601 time: ``Z``, ``+hh:mm`` or ``+hhmm``; none is read as UTC
-    (RFC 3339 wants one, but some early issuers left it out)."""
-    if text is None or text in ("Z", "z"):
-        return UTC
-    digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return timezone(-offset if text[0] == "-" else offset)  # ValueError past 24 hours
-
-
-def _valid_from(group: str, entry: Mapping[Any, Any]) -> datetime:
-    """The instant from which the certificate says it holds.
-
-    A date (``dt``, ``df``) counts from 00:00 Moscow time that day, as this service's own
-    certificates do; a test's ``sc`` is an instant. Some early issuers wrote a date-time
-    where the schema wants a date: its date, as written, counts.
-    """
-    key = _VALIDITY_FIELDS[group]
-    text = _text(entry, key, f"{group!r} entry's ")
-    problem = f"hcert {group!r} entry's {key!r} is not an ISO 8601 date or date-time"
-    day_match = _ISO_DATE.match(text)
-    time_match = _ISO_TIME.fullmatch(text, day_match.end()) if day_match else None
-    if day_match is None or (time_match is None and day_match.end() != len(text)):
-        raise Malformed(problem)
-    try:
-        day = date(*(int(part) for part in day_match.groups()))
-        if time_match is None or group != "t":
-            return moscow_midnight(day)
-        hour, minute, second, fraction, zone = time_match.groups()
-        micros = int((fraction or "0")[:6].ljust(6, "0"))
-        clock = time(int(hour), int(minute), int(second or 0), micros)
-        return datetime.combine(day, clock, tzinfo=_zone(zone))
-    except ValueError:
-        raise Malformed(problem) from None
-
-
-def _holder(hcert: Mapping[Any, Any]) -> tuple[str, str]:
-    """(holder name, birth date): what a checker compares with an ID."""
-    names = hcert.get("nam")
-    if not isinstance(names, Mapping):
-        raise Malformed("hcert 'nam' is missing or not a map")
-    parts = [_text(names, "fnt", "nam's ")]
-    if names.get("gnt") is not None:
-        parts.append(_text(names, "gnt", "nam's "))
-    # ICAO 9303 uses "<" for spaces and hyphens; a checker reads names with spaces.
-    return " ".join(parts).replace("<", " "), _text(hcert, "dob", "")
-
-
-def _claims(payload: bytes) -> _Claims:
-    """The CWT claims and the hcert inside (RFC 8392; HCERT spec, section 3.3.1)."""
-    claims = decode_cbor(payload, "the CWT claims")
-    if not isinstance(claims, Mapping):
-        raise Malformed("the CWT claims are not a map")
-    issuer = header_label(claims, CLAIM_ISSUER)
-    if not isinstance(issuer, str):
-        raise Malformed("CWT claim 1 (issuer) is missing or not a text string")
-    expires_at = _instant(claims, CLAIM_EXPIRY, "expiry")
-    issued_at = _instant(claims, CLAIM_ISSUED_AT, "issued at")
-    container = header_label(claims, CLAIM_HCERT)
-    hcert = header_label(container, HCERT_V1) if isinstance(container, Mapping) else None
-    if not isinstance(hcert, Mapping):
-        raise Malformed("CWT claim -260 does not hold {1: hcert map}")
-    group, entries = _the_group(hcert)
-    entry = _latest_entry(group, entries)
-    uvci = _text(entry, "ci", f"{group!r} entry's ")
-    valid_from = _valid_from(group, entry)
-    holder, birth_date = _holder(hcert)
-    return _Claims(
-        issuer=issuer,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        kind=_GROUPS[group],
-        uvci=uvci,
-        valid_from=valid_from,
-        holder_name=holder,
-        holder_birth_date=birth_date,
-    )
-
-
-def _validity(claims: _Claims, at: datetime, skew: timedelta) -> tuple[Verdict, str]:
+def _validity(claims: Claims, at: datetime, skew: timedelta) -> tuple[Verdict, str]:
     """The verdict of the instant ``at`` against ``iat``/``exp``, with ``skew`` either way.
 
     NOT_YET_VALID when ``at < iat - skew``; EXPIRED when ``at >= exp + skew``; VALID in
@@ -392,7 +215,7 @@ def _verify(
         return found
     kid, holding = found
     try:
-        claims = _claims(sign1.payload)
+        claims = read_claims(sign1.payload)
     except Malformed as error:
         return Verification(Verdict.MALFORMED, error.detail, kid=kid, key=holding[0])
     # HCERT EKU: a key restricted to other kinds must not vouch for this one.

@@ -9,6 +9,7 @@ UNAUTHENTICATED; no certificate, another CA's or an expired one never get a conn
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,3 +301,43 @@ async def test_rotated_server_certificate_is_served_without_a_restart(
         )
         assert application.tls is not None
         assert application.tls.reloads == 1
+
+
+async def test_client_commands_over_mutual_tls(app: Application, pki: Pki) -> None:
+    """regfed issue/revoke with --tls-ca/--tls-cert/--tls-key, and regfed audit list
+    showing what the operator's certificate did."""
+    from click.testing import CliRunner
+
+    from regfed.cli.main import main
+
+    files = {}
+    for role in ("portal", "operator"):
+        cert, key = pki.clients[role].write(pki.folder / "cli", role)
+        files[role] = ["--tls-ca", str(pki.folder / "client-ca.pem")]
+        files[role] += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    env = {"REGFED_TARGET": f"127.0.0.1:{app.port}", "REGFED_HOME": str(app.settings.home)}
+
+    def regfed(*args: str) -> Any:
+        return CliRunner().invoke(main, list(args), env=env)
+
+    person = person_message(VACCINATED)
+    issued = await asyncio.to_thread(
+        regfed, "issue", "--json", *files["portal"],
+        "--last-name", person.last_name, "--first-name", person.first_name,
+        "--birth-date", person.birth_date, "--snils", person.snils,
+    )  # fmt: skip
+    assert issued.exit_code == 0, issued.stderr
+    uvci = json.loads(issued.stdout)["certificate"]["uvci"]
+    refused = await asyncio.to_thread(regfed, "revoke", uvci, "--reason", "t", *files["portal"])
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith("PERMISSION_DENIED")
+    revoked = await asyncio.to_thread(regfed, "revoke", uvci, "--reason", "t", *files["operator"])
+    assert revoked.exit_code == 0, revoked.stderr
+    listed = await asyncio.to_thread(
+        regfed, "audit", "list", "--json", "--store-dsn", app.settings.store_dsn or "",
+        "--caller", f"certificate {ROLE_NAMES['operator']}", "--action", "revoke",
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert uvci in {row["uvci"] for row in rows}
+    assert {row["role"] for row in rows} == {"operator"}

@@ -17,6 +17,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -117,13 +118,73 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes lines in batches: a write per call's log line cost
+    more than the line itself under load (each write releases the GIL to grpc's threads).
+
+    A WARNING or worse is written at once with everything before it; INFO and DEBUG lines
+    wait at most ``interval`` seconds (a daemon thread flushes them) or until ``batch``
+    lines are pending. Closing (logging's shutdown at exit) writes what is left.
+    """
+
+    def __init__(self, stream: Any = None, *, interval: float = 0.2, batch: int = 256) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._batch = batch
+        self._interval = interval
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._run, name="log-flush", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format now (the request id is the current call's), write later."""
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._pending.append(line)
+            urgent = record.levelno >= logging.WARNING or len(self._pending) >= self._batch
+        if urgent:
+            try:
+                self.flush()
+            except Exception:  # as StreamHandler does: a logging failure never fails the caller
+                self.handleError(record)
+
+    def flush(self) -> None:
+        """Write every pending line, then flush the stream."""
+        with self.lock:  # type: ignore[union-attr]
+            pending, self._pending = self._pending, []
+            if pending:
+                self.stream.write("".join(pending))
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def close(self) -> None:
+        """Stop the flusher and write what is left."""
+        self._stop.set()
+        self.flush()
+        super().close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except (OSError, ValueError):  # the stream closed under us: nothing to write to
+                return
+
+
 LogFormat = Literal["text", "json"]
 
 
 def configure(*, verbose: bool, log_format: LogFormat | None = None) -> None:
     """Log to standard error, each line with its request id: text on a terminal (or when
     asked), JSON otherwise."""
-    handler = logging.StreamHandler(sys.stderr)
+    for old in logging.getLogger().handlers:
+        if isinstance(old, BatchingHandler):
+            old.close()
+    handler = BatchingHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if log_format is None:
         log_format = "text" if sys.stderr.isatty() else "json"

@@ -216,6 +216,7 @@ class Plan:
     warmup: float
     duration: float | None  # seconds after the warm-up; None: until ``total``
     max_duration: float
+    metadata: tuple[tuple[str, str], ...] = ()  # e.g. a bearer token
 
 
 @dataclass
@@ -261,6 +262,7 @@ async def _run_plan(plan: Plan, start_at: float) -> ProcessResult:
         position = offset + number
         bodies = plan.bodies
         n = len(bodies)
+        metadata = plan.metadata or None
         while True:
             begun = time.monotonic()
             if begun >= end:
@@ -273,7 +275,7 @@ async def _run_plan(plan: Plan, start_at: float) -> ProcessResult:
                     remaining[0] -= 1
             code = "OK"
             try:
-                await call(bodies[position % n], timeout=plan.timeout)
+                await call(bodies[position % n], timeout=plan.timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code().name
                 if measured:
@@ -335,6 +337,7 @@ def run_load(
     warmup: float,
     timeout: float,
     max_duration: float = HARD_MAX_DURATION,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> Summary:
     """Run the load in ``processes`` client processes and combine their figures."""
     check_loopback(target)
@@ -365,6 +368,7 @@ def run_load(
                     warmup=warmup,
                     duration=duration,
                     max_duration=max_duration,
+                    metadata=metadata,
                 ),
                 ready[i],
                 go,
@@ -422,6 +426,13 @@ def run_load(
     return summary
 
 
+def token_metadata(path: Path | None) -> tuple[tuple[str, str], ...]:
+    """The bearer-token metadata of the token in ``path`` (none without a path)."""
+    if path is None:
+        return ()
+    return (("authorization", f"Bearer {path.read_text(encoding='utf-8').strip()}"),)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -443,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"hard bound on the whole run, seconds (at most {HARD_MAX_DURATION:g})",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--token-file", type=Path, help="send authorization: Bearer <the file's token>"
+    )
     args = parser.parse_args(argv)
     try:
         check_loopback(args.target)
@@ -474,6 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=args.warmup,
         timeout=args.timeout,
         max_duration=args.max_duration,
+        metadata=token_metadata(args.token_file),
     )
     sys.stdout.write(format_summary(summary))
     if args.json is not None:

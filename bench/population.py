@@ -71,9 +71,15 @@ def write_issue_bodies(out: Path, people: int, seed: int) -> dict[str, Path]:
 
 
 async def collect_codes(
-    target: str, bodies: Sequence[dict[str, Any]], *, concurrency: int = 8, deadline: float = 10
+    target: str,
+    bodies: Sequence[dict[str, Any]],
+    *,
+    concurrency: int = 8,
+    deadline: float = 10,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> list[str]:
-    """Call Issue once for each body; the QR texts of the certificates issued."""
+    """Call Issue once for each body (with ``metadata``: a bearer token when the server
+    wants one); the QR texts of the certificates issued."""
     import grpc
     from google.protobuf import json_format
 
@@ -90,7 +96,7 @@ async def collect_codes(
                 request = json_format.ParseDict(body, pb.IssueRequest())
                 request.qr_format = pb.QR_FORMAT_UNSPECIFIED
                 try:
-                    response = await stub.Issue(request, timeout=deadline)
+                    response = await stub.Issue(request, timeout=deadline, metadata=metadata)
                 except grpc.aio.AioRpcError:
                     continue
                 if response.outcome == pb.OUTCOME_ISSUED:
@@ -101,7 +107,13 @@ async def collect_codes(
 
 
 async def write_verify_bodies(
-    out: Path, target: str, people: int, seed: int, sample: int, deadline: float = 10
+    out: Path,
+    target: str,
+    people: int,
+    seed: int,
+    sample: int,
+    deadline: float = 10,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> int:
     """``verify.jsonl``/``.json``: real codes for a sample of people spread over the
     population; the number of bodies written."""
@@ -110,7 +122,7 @@ async def write_verify_bodies(
         {"person": population_person(index, seed).request_person()}
         for index in range(0, people, step)
     ][:sample]
-    codes = await collect_codes(target, bodies, deadline=deadline)
+    codes = await collect_codes(target, bodies, deadline=deadline, metadata=metadata)
     if not codes:
         raise RuntimeError("no certificate was issued for the sample: nothing to verify")
     return write_bodies(out, "verify", ({"qr_payload": code} for code in codes))

@@ -46,7 +46,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import population  # noqa: E402 - bench/ is not a package
-from loadgen import HARD_MAX_DURATION, check_loopback  # noqa: E402
+from loadgen import HARD_MAX_DURATION, check_loopback, token_metadata  # noqa: E402
 
 PHASES = ("echo", "issue", "issue_png", "verify")
 TITLES = {
@@ -57,6 +57,7 @@ TITLES = {
     "soak": "Issue soak",
 }
 START_TIMEOUT = 120.0  # seconds a server gets to answer its health check
+OBSERVABILITY = ("full", "off")
 
 
 def log(message: str) -> None:
@@ -204,6 +205,36 @@ def regfed_command() -> list[str]:
     return [sys.executable, "-c", "from regfed.cli.main import main; main()"]
 
 
+def observability_env(mode: str, home: Path, metrics_port: int, env: dict[str, str]) -> Path | None:
+    """Configure the server for ``mode`` through ``env``; the bearer-token file the clients
+    send, if any.
+
+    ``full`` is production's: the per-call interceptor with JSON log lines, metrics on a
+    loopback port, and callers known by a bearer token (a portal token made for the run,
+    its SHA-256 in a config file of the run's own). ``off`` turns all of them off.
+    """
+    if mode == "off":
+        env["REGFED_OBSERVE_CALLS"] = "false"
+        return None
+    import hashlib
+    import secrets
+
+    token = secrets.token_hex(32)
+    token_file = home / "bench-portal.token"
+    token_file.write_text(token, encoding="utf-8")
+    token_file.chmod(0o600)
+    config = home / "bench-regfed.toml"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    config.write_text(f'[auth.tokens]\nportal = ["sha256:{digest}"]\n', encoding="utf-8")
+    env.update(
+        REGFED_CONFIG=str(config),
+        REGFED_OBSERVE_CALLS="true",
+        REGFED_LOG_FORMAT="json",
+        REGFED_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
+    )
+    return token_file
+
+
 # --- the database ------------------------------------------------------------------------
 
 
@@ -299,6 +330,7 @@ def measure(
     logs: Path,
     duration: float | None = None,
     data_limit: int | None = None,
+    token_file: Path | None = None,
 ) -> dict[str, Any]:
     """One phase: the load generator against ``target``, the server's memory sampled."""
     seconds = settings.duration if duration is None else duration
@@ -313,6 +345,8 @@ def measure(
     ]  # fmt: skip
     if data_limit is not None:
         argv += ["--data-limit", str(data_limit)]
+    if token_file is not None:
+        argv += ["--token-file", str(token_file)]
     log(
         f"{TITLES[name]}: {seconds:g} s (+{settings.warmup:g} s warm-up)"
         f" at concurrency {settings.concurrency}"
@@ -415,7 +449,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"regfed benchmark, {results['date']}: {pop['people']:,} people, "
         f"concurrency {c['concurrency']}, {c['duration']:g} s per call "
         f"(+{c['warmup']:g} s warm-up), {c['processes']} client processes, "
-        f"{c['connections']} connections, server workers: {c['workers'] or 1}",
+        f"{c['connections']} connections, server workers: {c['workers'] or 1}, "
+        f"observability: {c.get('observability', 'off')}",
         "",
         *rows,
         "",
@@ -457,6 +492,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=50151, help="regfed's loopback port")
     parser.add_argument("--echo-port", type=int, default=50152, help="the echo server's port")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--observability",
+        choices=OBSERVABILITY,
+        default="full",
+        help="full: per-call log lines (JSON), Prometheus metrics and a bearer-token check, "
+        "as in production; off: none of them, to measure what they cost",
+    )
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(phases) - set(PHASES)
@@ -505,6 +547,8 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             serve += ["--workers", str(workers)]
         env = {**os.environ, "REGFED_HOME": str(home)}
         env.pop("REGFED_CONFIG", None)
+        token_file = observability_env(args.observability, home, args.port + 2, env)
+        metadata = token_metadata(token_file)
         log(f"starting regfed on {target} and the echo server on {echo_target}")
         server = children.start(serve, logs / "server.log", env=env)
         echo = children.start(
@@ -518,7 +562,7 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             log(f"asking Issue for {args.verify_sample} people to get codes for Verify")
             count = asyncio.run(
                 population.write_verify_bodies(
-                    data, target, args.people, args.seed, args.verify_sample
+                    data, target, args.people, args.seed, args.verify_sample, metadata=metadata
                 )
             )
             log(f"  {count} codes")
@@ -546,13 +590,14 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
                     "verify": ("Verify", "verify.jsonl"),
                 }[name]
                 phases[name] = measure(
-                    children, name, call, target, data / bodies, server.pid, settings, logs
-                )
+                    children, name, call, target, data / bodies, server.pid, settings, logs,
+                    token_file=token_file,
+                )  # fmt: skip
         soak = None
         if args.soak > 0 and server.poll() is None:
             soak = measure(
                 children, "soak", "Issue", target, data / "issue.jsonl", server.pid, settings,
-                logs, duration=args.soak,
+                logs, duration=args.soak, token_file=token_file,
             )  # fmt: skip
         if server.poll() is not None:
             raise RuntimeError(f"regfed exited ({server.returncode}) during the run: see {logs}")
@@ -581,6 +626,7 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             "workers": workers,
             "soak": args.soak,
             "load_generator": "bench/loadgen.py (grpc.aio, closed loop)",
+            "observability": args.observability,
         },
         "population": {
             "people": pop.people,

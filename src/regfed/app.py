@@ -7,18 +7,23 @@ pool or reads the environment at import time.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from regfed.api.auth import OperatorAuth
+from regfed.api.access import AccessInterceptor
+from regfed.api.auth import LOOPBACK_OPERATOR, Authenticator, CertificateBook, TokenBook, token_hash
+from regfed.api.observe import ObserveInterceptor, grpc_metrics, lookup_observer
 from regfed.api.servicer import CertificateServicer
-from regfed.config import Settings
+from regfed.api.tls import TlsFiles
+from regfed.config import Settings, is_loopback
 from regfed.errors import ConfigError
 from regfed.federation.fanout import Federation, Upstream
 from regfed.hcert.signer import HcertSigner
@@ -36,6 +41,7 @@ from regfed.service.revoking import RevocationService
 from regfed.service.stats import StatsService
 from regfed.service.trustlist import TrustListService
 from regfed.service.verifying import VerifyService
+from regfed.store.audit import RefusalTrail
 from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
 from regfed.store.revocations import RevocationCache
@@ -94,6 +100,39 @@ def load_operator_token(settings: Settings) -> str:
     )
 
 
+def check_transport(settings: Settings) -> None:
+    """Plaintext only on loopback, unless the operator insists (``--insecure``)."""
+    if not settings.tls and not settings.insecure and not is_loopback(settings.listen):
+        raise ConfigError(
+            f"listen: {settings.listen} is not a loopback address and no TLS certificate is "
+            "set: set tls_cert_file and tls_key_file (REGFED_TLS_CERT_FILE, "
+            "REGFED_TLS_KEY_FILE), or pass --insecure to serve plaintext anyway"
+        )
+
+
+def build_authenticator(
+    settings: Settings, tls: TlsFiles | None, operator_token: str
+) -> Authenticator | None:
+    """How callers are known on the main listener; None: every caller is an operator,
+    which only a loopback listener without an [auth] table allows (the demo)."""
+    if tls is not None and tls.mutual:
+        certificates = settings.auth.certificates if settings.auth is not None else {}
+        if not certificates:
+            log.warning("no [auth.certificates]: every client certificate maps to no role")
+        return CertificateBook(certificates, tls)
+    if settings.auth is not None:
+        tokens = {role: list(hashes) for role, hashes in settings.auth.tokens.items()}
+        # The operators' token file (regfed revoke reads it) is one more operator token.
+        tokens.setdefault("operator", []).append(token_hash(operator_token))
+        return TokenBook(tokens)
+    if not is_loopback(settings.listen):
+        raise ConfigError(
+            f"auth: on {settings.listen} (beyond loopback) callers need credentials: set "
+            "tls_client_ca_file with [auth.certificates], or [auth.tokens]"
+        )
+    return None
+
+
 def load_signer(settings: Settings, clock: Clock) -> HcertSigner:
     """The signing keys; the development default creates one when the folder is empty."""
     folder = settings.signing_keys_dir
@@ -117,22 +156,40 @@ def load_signer(settings: Settings, clock: Clock) -> HcertSigner:
 class Application:
     """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock = utc_now, *, serve_metrics: bool = True
+    ) -> None:
+        """``serve_metrics``: False in ``--workers`` processes, whose supervisor serves
+        ``/metrics`` for them all (they still collect when ``metrics_listen`` is set)."""
         self.settings = settings
         self.clock = clock
         self.port = 0
+        self.health_port = 0
+        self.metrics_port = 0
         self.databases: Databases | None = None
+        self.tls: TlsFiles | None = None
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
+        self._collect_metrics = settings.metrics_listen is not None
+        self._serve_metrics = serve_metrics and self._collect_metrics
+        self._authenticator: Authenticator | None = None
+        self._refusals: RefusalTrail | None = None
 
     async def start(self, *, seed_demo: bool = True) -> None:
         """Open everything in order and start serving."""
         settings = self.settings
+        check_transport(settings)
+        self.tls = TlsFiles(settings) if settings.tls else None
         # Secrets first: a missing or unreadable key stops the start before anything opens.
         signer = load_signer(settings, self.clock)
         keyer = load_person_keyer(settings)
-        operator = OperatorAuth(load_operator_token(settings))
+        self._authenticator = build_authenticator(settings, self.tls, load_operator_token(settings))
+        metrics: ModuleType | None = None
+        if self._collect_metrics:
+            # Imported only now: prometheus-client reads PROMETHEUS_MULTIPROC_DIR on import.
+            metrics = importlib.import_module("regfed.metrics")
         try:
             self.databases = dbs = await open_databases(settings, self._stack)
             if dbs.demo and seed_demo:
@@ -158,10 +215,19 @@ class Application:
                 [
                     Upstream(CityRegistry(city_pool, vaccines), timeout, leads=True),
                     Upstream(FederalRegistry(federal_pool, vaccines), timeout),
-                ]
+                ],
+                observer=lookup_observer(self._collect_metrics) if settings.observe_calls else None,
             )
-            store = CertificateStore(store_pool)
-            denials = DenialTally(store)
+            store = CertificateStore(
+                store_pool, on_recorded=metrics.certificate_recorded if metrics else None
+            )
+            if self._authenticator is not None:
+                self._refusals = RefusalTrail(
+                    store_pool, on_dropped=metrics.audit_dropped.inc if metrics else None
+                )
+                await self._refusals.start()
+                self._stack.push_async_callback(self._refusals.stop)
+            denials = DenialTally(store, on_denial=metrics.denial_counted if metrics else None)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
             revocations = RevocationCache(store, dbs.store)
@@ -192,7 +258,6 @@ class Application:
                 trust_list=TrustListService(trust, store, clock=clock),
                 revocation=RevocationService(store, revocations, clock=clock),
                 stats=StatsService(store),
-                operator=operator,
                 clock=clock,
             )
             await self._serve(servicer)
@@ -200,25 +265,82 @@ class Application:
             await self._stack.aclose()
             raise
 
-    async def _serve(self, servicer: CertificateServicer) -> None:
+    def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """Outermost first: observe (request id, log line, metrics: it sees every answer,
+        refusals included), then access (who calls, and may they)."""
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if self.settings.observe_calls:
+            open_caller = LOOPBACK_OPERATOR if self._authenticator is None else None
+            interceptors.append(
+                ObserveInterceptor(
+                    grpc_metrics() if self._collect_metrics else None,
+                    role=open_caller.role if open_caller else "-",
+                    caller=open_caller.identity if open_caller else "-",
+                )
+            )
+        if self._authenticator is not None:
+            interceptors.append(
+                AccessInterceptor(self._authenticator, self._refusals, clock=self.clock)
+            )
+        return interceptors
+
+    def build_server(
+        self, servicer: CertificateServicer, interceptors: list[grpc.aio.ServerInterceptor]
+    ) -> grpc.aio.Server:
+        """The main server: regfed.v1, health, reflection, behind ``interceptors``, on the
+        configured listener (TLS when a certificate is set)."""
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[("grpc.so_reuseport", 1)],
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
         pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
-        self._health = health.aio.HealthServicer()
+        assert self._health is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(self.settings.listen)
+        listen = self.settings.listen
+        if self.tls is not None:
+            self.port = server.add_secure_port(listen, self.tls.credentials())
+        else:
+            self.port = server.add_insecure_port(listen)
         if self.port == 0:
-            raise ConfigError(f"listen: cannot bind {self.settings.listen}")
+            raise ConfigError(f"listen: cannot bind {listen}")
+        return server
+
+    def _build_health_server(self, listen: str) -> grpc.aio.Server:
+        """Plaintext, grpc.health.v1 only (Kubernetes' gRPC probes speak no TLS), sharing
+        the main server's health state."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        assert self._health is not None
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.health_port = server.add_insecure_port(listen)
+        if self.health_port == 0:
+            raise ConfigError(f"health_listen: cannot bind {listen}")
+        return server
+
+    async def _serve(self, servicer: CertificateServicer) -> None:
+        self._health = health.aio.HealthServicer()
+        server = self.build_server(servicer, self._interceptors())
         await server.start()
         self._server = server
+        if self.settings.health_listen is not None:
+            self._health_server = self._build_health_server(self.settings.health_listen)
+            await self._health_server.start()
+        if self._serve_metrics and self.settings.metrics_listen is not None:
+            from regfed.metrics import Endpoint
+
+            endpoint = Endpoint(self.settings.metrics_listen)
+            self._stack.callback(endpoint.close)
+            self.metrics_port = endpoint.port
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving regfed.v1 on %s", self.settings.listen)
+        log.info(
+            "serving regfed.v1 on %s (%s)",
+            self.settings.listen,
+            "mutual TLS" if self.tls and self.tls.mutual else "TLS" if self.tls else "plaintext",
+        )
 
     async def wait(self) -> None:
         """Until the server stops."""
@@ -232,4 +354,7 @@ class Application:
         if self._server is not None:
             await self._server.stop(self.settings.grace)
             self._server = None
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         await self._stack.aclose()

@@ -9,21 +9,23 @@ setting. Messages never show a value: DSNs hold passwords, and paths point at se
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     InstanceOf,
     ValidationError,
-    field_validator,
+    model_validator,
 )
 
 from regfed.domain.model import Confirmation
@@ -102,6 +104,56 @@ class PolicyFile(_Model):
         return PolicyConfig(**{**_policy_defaults(), **changes})
 
 
+Role = Literal["portal", "partner", "operator"]
+ROLES: tuple[Role, ...] = ("portal", "partner", "operator")
+# What [auth.tokens] holds: the SHA-256 of a bearer token, never the token itself.
+TokenHash = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class AuthFile(_Model):
+    """The ``[auth]`` table: who a client certificate or a bearer token is.
+
+    ``certificates`` maps a client certificate's SAN DNS name, SAN URI or subject CN to a
+    role (used when a client CA is set); ``tokens`` maps a role to the SHA-256 hashes of the
+    bearer tokens that carry it (used on a listener without a client CA).
+    """
+
+    certificates: dict[Annotated[str, Field(min_length=1, max_length=256)], Role] = Field(
+        default_factory=dict
+    )
+    tokens: dict[Role, list[TokenHash]] = Field(default_factory=dict)
+
+
+def _empty_is_unset(value: Any) -> Any:
+    """``health_listen = ""`` means off, like leaving it out."""
+    return None if value == "" else value
+
+
+def _check_host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_check_host_port)]
+OptionalHostPort = Annotated[HostPort | None, BeforeValidator(_empty_is_unset)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_empty_is_unset)]
+
+_LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether ``host:port`` names a loopback address only (127.0.0.0/8, ::1, localhost)."""
+    host = listen.rpartition(":")[0].strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name may resolve anywhere
+
+
 def _policy_defaults() -> dict[str, Any]:
     default = PolicyConfig()
     return {name: getattr(default, name) for name in PolicyConfig.__dataclass_fields__}
@@ -110,7 +162,7 @@ def _policy_defaults() -> dict[str, Any]:
 class Settings(_Model):
     """Everything the service needs to start. Field names match ``REGFED_<NAME>`` variables."""
 
-    listen: str = "127.0.0.1:50051"
+    listen: HostPort = "127.0.0.1:50051"
     # None: use the embedded PostgreSQL under ``home`` (development and demo).
     store_dsn: str | None = Field(default=None, repr=False)
     city_dsn: str | None = Field(default=None, repr=False)
@@ -131,15 +183,36 @@ class Settings(_Model):
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
     # of queueing until their deadlines pass.
     max_concurrent_rpcs: Count = 1000
+    # Transport security. Without a certificate the server listens in plaintext, on loopback
+    # only unless ``insecure``. The files are re-read when they change.
+    tls_cert_file: OptionalPath = None  # the server's certificate chain (PEM)
+    tls_key_file: OptionalPath = None  # its private key (PEM)
+    tls_client_ca_file: OptionalPath = None  # set: every client must present a certificate
+    tls_client_denylist_file: OptionalPath = None  # SHA-256 fingerprints of refused clients
+    insecure: bool = False  # allow plaintext on an address beyond loopback
+    health_listen: OptionalHostPort = None  # plaintext grpc.health.v1 only (probes)
+    metrics_listen: OptionalHostPort = None  # Prometheus ``GET /metrics``
+    log_format: Literal["text", "json"] | None = None  # None: text on a terminal, else json
+    # The per-call interceptor (log line, metrics, x-request-id back to the caller). Only
+    # for measuring what it costs: production keeps it on.
+    observe_calls: bool = True
+    auth: AuthFile | None = None  # the [auth] table; None: no table (see README)
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError("must be host:port")
-        return value
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file: needs tls_cert_file and tls_key_file")
+        if self.tls_client_denylist_file is not None and self.tls_client_ca_file is None:
+            raise ValueError("tls_client_denylist_file: needs tls_client_ca_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the main listener speaks TLS."""
+        return self.tls_cert_file is not None
 
     @property
     def embedded(self) -> bool:
@@ -176,8 +249,8 @@ class Settings(_Model):
         return _validated(Settings, {**current, **changes})
 
 
-# Every setting but the policy table can come from the environment or a flag.
-SCALARS = frozenset(name for name in Settings.model_fields if name != "policy")
+# Every setting but the policy and auth tables can come from the environment or a flag.
+SCALARS = frozenset(name for name in Settings.model_fields if name not in ("policy", "auth"))
 
 
 def _describe(error: ValidationError, prefix: str = "") -> str:
@@ -188,7 +261,11 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown setting"
-        problems.append(f"{where}: {message}")
+        elif item["type"] == "string_pattern_mismatch" and "sha256" in item["msg"]:
+            message = 'must be "sha256:" and 64 lower-case hex digits'
+        elif item["type"] == "literal_error":
+            message = message.replace("Input should be", "must be")
+        problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
 
@@ -226,6 +303,11 @@ def load_settings(
         if not isinstance(policy_table, dict):
             raise ConfigError("policy: must be a table")
         values["policy"] = _validated(PolicyFile, policy_table, "policy.").to_policy()
+        if "auth" in document:
+            auth_table = document.pop("auth")
+            if not isinstance(auth_table, dict):
+                raise ConfigError("auth: must be a table")
+            values["auth"] = _validated(AuthFile, auth_table, "auth.")
         values.update(document)
     for name in SCALARS:
         raw = env.get("REGFED_" + name.upper())

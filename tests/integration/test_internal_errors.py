@@ -37,7 +37,6 @@ async def stub() -> AsyncIterator[Stub]:
         trust_list=unused,
         revocation=unused,
         stats=unused,
-        operator=unused,
         clock=lambda: datetime.now(UTC),
     )
     server = grpc.aio.server()

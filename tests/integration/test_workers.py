@@ -87,3 +87,56 @@ async def serving_once(target: str) -> bool:
     except grpc.aio.AioRpcError:
         return False
     return True
+
+
+async def test_workers_report_one_metrics_view(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """With --workers 2 the supervisor serves /metrics for both: the calls each worker
+    answered add up in one grpc_server_handled_total."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = await demo_settings(create_database, tmp_path)
+    target, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = dict(
+        os.environ,
+        REGFED_STORE_DSN=settings.store_dsn or "",
+        REGFED_CITY_DSN=settings.city_dsn or "",
+        REGFED_FEDERAL_DSN=settings.federal_dsn or "",
+        REGFED_HOME=str(tmp_path),
+        REGFED_KEYS_DIR=str(settings.keys_dir),
+        REGFED_LISTEN=target,
+        REGFED_METRICS_LISTEN=metrics,
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "regfed", "serve", "--workers", "2", env=env
+    )
+    calls = 12
+    try:
+        assert await serving(target)
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.CertificateServiceStub(channel)
+            await asyncio.gather(
+                *(stub.GetTrustList(pb.GetTrustListRequest(), timeout=10) for _ in range(calls))
+            )
+
+        def scrape() -> float:
+            url = f"http://{metrics}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:  # loopback
+                text = response.read().decode()
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "grpc_server_handled_total"
+                and sample.labels.get("grpc_method") == "GetTrustList"
+            )
+
+        assert await asyncio.to_thread(scrape) == calls
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await supervisor.wait()

@@ -122,3 +122,59 @@ def test_dsns_never_print() -> None:
     """DSNs (which may hold passwords) are kept out of the settings' repr."""
     settings = load_settings(env={"REGFED_STORE_DSN": "postgresql://u:hunter2@db/x"})
     assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ('[auth.tokens]\nportal = ["sha256:abc"]\n', "auth.tokens.portal"),
+        ('[auth.tokens]\nadmin = ["sha256:' + "a" * 64 + '"]\n', "auth.tokens"),
+        ('[auth.certificates]\n"portal-1.example" = "root"\n', "auth.certificates"),
+        ("[auth]\nusers = 1\n", "auth.users"),
+        ('auth = "open"\n', "auth"),
+        ('tls_cert_file = "/etc/regfed/tls.crt"\n', "tls_cert_file"),
+        ('tls_client_denylist_file = "/etc/regfed/deny.txt"\n', "tls_client_denylist_file"),
+        ('log_format = "xml"\n', "log_format"),
+        ('metrics_listen = "9100"\n', "metrics_listen"),
+        ("observe_calls = 3\n", "observe_calls"),
+    ],
+)
+def test_invalid_auth_and_transport_settings_are_named(
+    tmp_path: Path, content: str, named: str
+) -> None:
+    """The [auth] table and the TLS, health, metrics and log settings are checked too."""
+    config = tmp_path / "regfed.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=named):
+        load_settings(config, env={})
+
+
+def test_auth_table_and_transport_settings_load(tmp_path: Path) -> None:
+    """A production file: TLS files, listeners, JSON logs, roles and token hashes."""
+    digest = "sha256:" + "0f" * 32
+    config = tmp_path / "regfed.toml"
+    config.write_text(
+        'tls_cert_file = "/etc/regfed/tls.crt"\ntls_key_file = "/etc/regfed/tls.key"\n'
+        'tls_client_ca_file = "/etc/regfed/clients-ca.pem"\n'
+        'health_listen = "0.0.0.0:8081"\nmetrics_listen = ""\nlog_format = "json"\n'
+        '[auth.certificates]\n"portal-1.city.example" = "portal"\n'
+        '"spiffe://tver.example/verifier" = "partner"\n'
+        f'[auth.tokens]\noperator = ["{digest}"]\n'
+    )
+    settings = load_settings(config, env={})
+    assert settings.tls
+    assert settings.health_listen == "0.0.0.0:8081"
+    assert settings.metrics_listen is None  # empty means off
+    assert settings.auth is not None
+    assert settings.auth.certificates["spiffe://tver.example/verifier"] == "partner"
+    assert settings.auth.tokens == {"operator": [digest]}
+
+
+def test_token_hash_errors_never_quote_the_value(tmp_path: Path) -> None:
+    """A malformed token entry (perhaps the token itself, pasted by mistake) is not echoed."""
+    config = tmp_path / "regfed.toml"
+    config.write_text('[auth.tokens]\noperator = ["s3cret-token-pasted-by-mistake"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={})
+    assert "s3cret" not in str(caught.value)
+    assert "auth.tokens.operator" in str(caught.value)

@@ -74,3 +74,28 @@ async def test_world_readable_secret_refuses_to_start(tmp_path: Path) -> None:
     (tmp_path / "person.key").chmod(0o644)
     with pytest.raises(ConfigError, match="person_key_file"):
         await Application(settings).start()
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051"])
+async def test_plaintext_beyond_loopback_refuses_to_start(tmp_path: Path, listen: str) -> None:
+    """Without TLS, only loopback: any other address stops the start, naming the remedy."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    with pytest.raises(ConfigError, match="--insecure"):
+        await Application(production(tmp_path, listen=listen)).start()
+
+
+def test_insecure_allows_plaintext_but_not_open_access(tmp_path: Path) -> None:
+    """--insecure lifts the transport rule; callers beyond loopback still need credentials."""
+    from regfed.app import build_authenticator, check_transport
+
+    settings = production(tmp_path, listen="0.0.0.0:50051", insecure=True)
+    check_transport(settings)
+    with pytest.raises(ConfigError, match=r"auth: .*credentials"):
+        build_authenticator(settings, None, "ab" * 32)
+
+
+def test_loopback_without_auth_is_open(tmp_path: Path) -> None:
+    """The demo: loopback, no [auth] table, every caller an operator (no authenticator)."""
+    from regfed.app import build_authenticator
+
+    assert build_authenticator(production(tmp_path), None, "ab" * 32) is None

@@ -126,7 +126,8 @@ def new_request_id(*candidates: str) -> str:
     return secrets.token_hex(8)
 
 
-def _metadata_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+def metadata_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's ``x-request-id`` metadata, as sent (empty when absent)."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str):
             return value
@@ -139,32 +140,44 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
 
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
+        # The observing interceptor has set it when it runs; else the same rule here:
         # IssueRequest carries its own request_id; the metadata, when sent, wins.
-        own = getattr(request, "request_id", "")
-        token = logs.request_id.set(new_request_id(_metadata_request_id(context), own))
+        current = logs.request_id.get()
+        if current == logs.NO_REQUEST:
+            own = getattr(request, "request_id", "")
+            current = new_request_id(metadata_request_id(context), own)
+        token = logs.request_id.set(current)
         try:
             return await method(self, request, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            await _abort(context, exc, method.__name__)
+            await abort_with_error(context, exc, method.__name__)
         finally:
             logs.request_id.reset(token)
-        raise AssertionError("unreachable: _abort always aborts the call")
+        raise AssertionError("unreachable: abort_with_error always aborts the call")
 
     return wrapper
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str) -> None:
-    """Abort the call with the status ``exc`` maps to."""
+async def abort_with_error(
+    context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str = "call"
+) -> None:
+    """Abort the call with the status ``exc`` maps to (never returns).
+
+    Trailing metadata already set on the call (the request id the interceptor returns to
+    the caller) is kept beside the status details.
+    """
+    kept = tuple(context.trailing_metadata() or ())
     status = status_of(exc)
     if status is None:
         log.exception("request %s: unexpected failure in %s", logs.request_id.get(), name)
-        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, kept)
     elif status.code == code_pb2.UNAVAILABLE:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             # Nothing answered because the caller's own time ran out.
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded", kept)
         log.warning("%s", status.message, exc_info=exc.__cause__ is not None)
-    await context.abort_with_status(rpc_status.to_status(status))
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, kept + tuple(rich.trailing_metadata))

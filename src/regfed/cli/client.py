@@ -97,6 +97,13 @@ class Connection:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    token_file: Path | None = None
+
+    def metadata(self, token: str | None = None) -> tuple[tuple[str, str], ...]:
+        """The call's credentials: ``token``, else the one in ``--token-file``, if any."""
+        if token is None and self.token_file is not None:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        return (("authorization", f"Bearer {token}"),) if token else ()
 
     def _channel(self) -> grpc.aio.Channel:
         if self.tls_ca is None and self.tls_cert is None:
@@ -159,6 +166,13 @@ def client_command(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Client private key, for mutual TLS.",
     )
+    @click.option(
+        "--token-file",
+        envvar="REGFED_TOKEN_FILE",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A file holding a bearer token (REGFED_TOKEN_FILE), for a listener without a "
+        "client CA.",
+    )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
@@ -168,11 +182,12 @@ def client_command(func: Callable[..., Any]) -> Callable[..., Any]:
         tls_ca: Path | None,
         tls_cert: Path | None,
         tls_key: Path | None,
+        token_file: Path | None,
         **kwargs: Any,
     ) -> Any:
         if (tls_cert is None) != (tls_key is None):
             raise click.UsageError("--tls-cert and --tls-key go together")
-        conn = Connection(target, timeout, as_json, tls_ca, tls_cert, tls_key)
+        conn = Connection(target, timeout, as_json, tls_ca, tls_cert, tls_key, token_file)
         return func(*args, conn=conn, **kwargs)
 
     return wrapper
@@ -277,7 +292,9 @@ def issue(conn: Connection, person: pb.Person, qr_out: Path | None, no_qr: bool)
             raise click.BadParameter("must end in .png or .svg", param_hint="--qr-out")
         qr_format = IMAGE_SUFFIXES[qr_out.suffix.lower()]
     request = pb.IssueRequest(person=person, qr_format=qr_format)
-    response = conn.call(lambda stub, timeout: stub.Issue(request, timeout=timeout))
+    response = conn.call(
+        lambda stub, timeout: stub.Issue(request, timeout=timeout, metadata=conn.metadata())
+    )
     issued = response.outcome == pb.OUTCOME_ISSUED
     words = describe_issue(response)
     if issued:
@@ -342,16 +359,18 @@ def verify(conn: Connection, text: str | None, image: Path | None, at: datetime 
     request = pb.VerifyRequest(qr_payload=payload)
     if at is not None:
         request.at.FromDatetime(at.replace(tzinfo=UTC))
-    response = conn.call(lambda stub, timeout: stub.Verify(request, timeout=timeout))
+    response = conn.call(
+        lambda stub, timeout: stub.Verify(request, timeout=timeout, metadata=conn.metadata())
+    )
     conn.emit(response, describe_verify(response))
     if response.verdict != pb.VERDICT_VALID:
         sys.exit(EXIT_NEGATIVE)
 
 
-def revoke_call(conn: Connection, token: str, uvci: str, reason: str) -> None:
-    """Revoke ``uvci`` with the operator ``token`` and print the revocation."""
+def revoke_call(conn: Connection, token: str | None, uvci: str, reason: str) -> None:
+    """Revoke ``uvci`` (with the operator ``token`` when given) and print the revocation."""
     request = pb.RevokeRequest(uvci=uvci, reason=reason)
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = conn.metadata(token)
     response = conn.call(
         lambda stub, timeout: stub.Revoke(request, timeout=timeout, metadata=metadata)
     )
@@ -376,7 +395,9 @@ def trust_fetch(conn: Connection, out: Path) -> None:
     from regfed.keystore.trustdir import pem_of
 
     response = conn.call(
-        lambda stub, timeout: stub.GetTrustList(pb.GetTrustListRequest(), timeout=timeout)
+        lambda stub, timeout: stub.GetTrustList(
+            pb.GetTrustListRequest(), timeout=timeout, metadata=conn.metadata()
+        )
     )
     out.mkdir(parents=True, exist_ok=True)
     for key in response.keys:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +94,16 @@ The README lists every demo person and what each gets.
 )
 @click.option("--no-seed", is_flag=True, help="Do not (re)seed the embedded demo registries.")
 @click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve plaintext on an address beyond loopback (REGFED_INSECURE); TLS is the norm.",
+)
+@click.option(
+    "--metrics-from-supervisor",
+    is_flag=True,
+    hidden=True,  # set by the --workers supervisor: it serves /metrics for every worker
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
@@ -98,12 +111,21 @@ The README lists every demo person and what each gets.
     help="Server processes sharing the port (SO_REUSEPORT).",
 )
 @click.pass_context
-def serve(ctx: click.Context, /, no_seed: bool, workers: int, **flags: Any) -> None:
+def serve(
+    ctx: click.Context,
+    /,
+    no_seed: bool,
+    insecure: bool,
+    metrics_from_supervisor: bool,
+    workers: int,
+    **flags: Any,
+) -> None:
     """Serve regfed.v1 (gRPC, health, reflection) until SIGINT or SIGTERM."""
-    settings = _settings(ctx, **flags)
+    settings = _settings(ctx, insecure=True if insecure else None, **flags)
+    logs.configure(verbose=ctx.obj["verbose"], log_format=settings.log_format)
     try:
         if workers == 1:
-            _run(_serve(settings, seed=not no_seed))
+            _run(_serve(settings, seed=not no_seed, serve_metrics=not metrics_from_supervisor))
             return
         from regfed.cli.workers import supervise
 
@@ -128,10 +150,10 @@ def _announce(settings: Settings) -> None:
         click.echo(TRY_IT.format(listen=settings.listen), err=True)
 
 
-async def _serve(settings: Settings, *, seed: bool) -> None:
+async def _serve(settings: Settings, *, seed: bool, serve_metrics: bool = True) -> None:
     from regfed.app import Application
 
-    app = Application(settings)
+    app = Application(settings, serve_metrics=serve_metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -173,6 +195,67 @@ def db_migrate(ctx: click.Context, store_dsn: str | None) -> None:
 
     applied = _run(run())
     click.echo(f"applied migrations: {applied}" if applied else "the store is up to date")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail: certificates issued, revocations, refused calls."""
+
+
+@audit.command("list")
+@click.option("--since", type=click.DateTime(), help="From this UTC instant on.")
+@click.option("--caller", help='Only this caller, e.g. "certificate portal-1.city.example".')
+@click.option(
+    "--action", type=click.Choice(["issue", "revoke", "refuse"]), help="Only this action."
+)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--store-dsn", help="The service's database (REGFED_STORE_DSN). Unset: embedded.")
+@click.pass_context
+def audit_list(
+    ctx: click.Context,
+    since: datetime | None,
+    caller: str | None,
+    action: str | None,
+    limit: int,
+    as_json: bool,
+    store_dsn: str | None,
+) -> None:
+    """Show the audit trail, oldest first: who issued, revoked, or was refused, and when."""
+    from regfed.service.audit import Action, AuditEntry
+
+    settings = _settings(ctx, store_dsn=store_dsn)
+
+    async def run() -> list[AuditEntry]:
+        import asyncpg
+
+        from regfed.app import open_databases
+        from regfed.store.audit import list_entries
+
+        async with contextlib.AsyncExitStack() as stack:
+            dsn = settings.store_dsn or (await open_databases(settings, stack)).store
+            conn = await asyncpg.connect(dsn)
+            try:
+                return await list_entries(
+                    conn,
+                    since=since.replace(tzinfo=UTC) if since else None,
+                    caller=caller,
+                    action=Action(action) if action else None,
+                    limit=limit,
+                )
+            finally:
+                await conn.close()
+
+    for entry in _run(run()):
+        if as_json:
+            fields = {**asdict(entry), "at": entry.at.isoformat(), "action": entry.action.value}
+            click.echo(json.dumps(fields, ensure_ascii=False))
+        else:
+            what = entry.uvci or entry.outcome or ""
+            click.echo(
+                f"{entry.at:%Y-%m-%d %H:%M:%S%z}  {entry.action.value:7} {entry.method:18} "
+                f"{entry.role or '-':8} {entry.caller}  [{entry.request_id}]  {what}"
+            )
 
 
 @main.group()
@@ -342,14 +425,18 @@ def trust_list(ctx: click.Context, trust_dir: Path | None) -> None:
 @client_command
 @click.pass_context
 def revoke(ctx: click.Context, conn: Connection, uvci: str, reason: str) -> None:
-    """Revoke a certificate (uses the operator token, REGFED_OPERATOR_TOKEN_FILE)."""
-    settings = _settings(ctx)
-    try:
-        token = read_secret(
-            settings.operator_token_path, setting="operator_token_file", create=False
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    """Revoke a certificate (operators only: a client certificate of the operator role, or
+    the operator token: --token-file, else REGFED_OPERATOR_TOKEN_FILE when it exists)."""
+    token = None
+    if conn.token_file is None and conn.tls_cert is None:
+        settings = _settings(ctx)
+        if settings.operator_token_path.exists():
+            try:
+                token = read_secret(
+                    settings.operator_token_path, setting="operator_token_file", create=False
+                )
+            except ConfigError as exc:
+                raise click.UsageError(str(exc)) from None
     revoke_call(conn, token, uvci, reason)
 
 

@@ -5,16 +5,24 @@ race on — creating development secrets, starting and seeding the embedded Post
 migrating the store — then starts N ``regfed serve`` processes that share the listening
 port (the kernel spreads connections across them), and stops them all on SIGINT/SIGTERM
 or as soon as one of them dies.
+
+Metrics: the workers run prometheus-client in multiprocess mode, in a folder the
+supervisor makes for the run (``PROMETHEUS_MULTIPROC_DIR``, emptied first so no earlier
+run's values count) and removes at the end; the supervisor alone serves ``/metrics`` on
+``REGFED_METRICS_LISTEN``, summing every worker's values into one view.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,10 +37,17 @@ async def _prepare(
     settings: Settings, stack: contextlib.AsyncExitStack, seed: bool
 ) -> dict[str, str]:
     """Secrets, databases, demo data and migrations, once; the workers' environment."""
-    from regfed.app import load_operator_token, load_person_keyer, load_signer, open_databases
+    from regfed.app import (
+        check_transport,
+        load_operator_token,
+        load_person_keyer,
+        load_signer,
+        open_databases,
+    )
     from regfed.service.ports import utc_now
     from regfed.store.migrate import migrate
 
+    check_transport(settings)
     load_signer(settings, utc_now)
     load_person_keyer(settings)
     load_operator_token(settings)
@@ -54,6 +69,8 @@ async def _prepare(
         REGFED_LISTEN=settings.listen,
         REGFED_HOME=str(settings.home),
     )
+    if settings.insecure:
+        env["REGFED_INSECURE"] = "true"
     for name in ("keys_dir", "trust_dir", "person_key_file", "operator_token_file"):
         value = getattr(settings, name)
         if value is not None:
@@ -79,6 +96,17 @@ async def supervise(
         if verbose:
             command.append("-v")
         command += ["serve", "--no-seed"]
+        multiproc_dir: Path | None = None
+        if settings.metrics_listen is not None:
+            multiproc_dir = Path(tempfile.mkdtemp(prefix="regfed-metrics-"))
+            stack.callback(shutil.rmtree, multiproc_dir, ignore_errors=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc_dir)
+            command.append("--metrics-from-supervisor")
+            from regfed.metrics import Endpoint
+
+            endpoint = Endpoint(settings.metrics_listen, multiproc_dir)
+            stack.callback(endpoint.close)
+            log.info("serving the workers' metrics on %s", settings.metrics_listen)
         processes = [
             await asyncio.create_subprocess_exec(*command, env=env) for _ in range(workers)
         ]
@@ -89,6 +117,9 @@ async def supervise(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         waits = [asyncio.create_task(p.wait()) for p in processes]
+        if multiproc_dir is not None:
+            for process, wait in zip(processes, waits, strict=True):
+                wait.add_done_callback(functools.partial(_forget, process.pid, multiproc_dir))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
         if not stop.is_set():
@@ -107,3 +138,10 @@ async def supervise(
         stopping.cancel()
         failed = [p.returncode for p in processes if p.returncode not in (0, -signal.SIGTERM)]
         return 1 if failed and not stop.is_set() else 0
+
+
+def _forget(pid: int, folder: Path, _: object) -> None:
+    """A worker is gone: its live gauges leave the view (its counters stay summed)."""
+    from regfed.metrics import worker_exited
+
+    worker_exited(pid, folder)

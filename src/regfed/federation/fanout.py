@@ -14,7 +14,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from regfed.domain.identifiers import names_match
@@ -89,10 +89,17 @@ class Upstream:
 class Federation:
     """Looks a person up in every registry concurrently and merges what they know."""
 
-    def __init__(self, upstreams: Sequence[Upstream]) -> None:
+    def __init__(
+        self,
+        upstreams: Sequence[Upstream],
+        *,
+        observer: Callable[[SourceOutcome], None] | None = None,
+    ) -> None:
+        """``observer`` hears every registry's outcome (metrics, the call's log line)."""
         if not upstreams:
             raise ValueError("a federation needs at least one registry")
         self._upstreams = tuple(upstreams)
+        self._observer = observer
         # Merge order: leading upstreams first, each group in list order (sorted is stable).
         self._merge_order = sorted(range(len(upstreams)), key=lambda i: not upstreams[i].leads)
 
@@ -104,6 +111,9 @@ class Federation:
         outcomes = await asyncio.gather(
             *(self._ask(u.adapter, query, _limit(u.timeout, remaining)) for u in self._upstreams)
         )
+        if self._observer is not None:
+            for outcome in outcomes:
+                self._observer(outcome)
         records = [r for r in (outcomes[i].record for i in self._merge_order) if r is not None]
         return FederatedLookup(sources=tuple(outcomes), record=merge(records))
 

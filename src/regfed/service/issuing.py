@@ -32,6 +32,7 @@ from regfed.domain.policy import Denial, Grant, PolicyConfig, decide
 from regfed.errors import RegistriesUnavailable
 from regfed.federation.fanout import FederatedLookup, SourceOutcome
 from regfed.hcert.payload import build_hcert, new_uvci
+from regfed.service.audit import Actor
 from regfed.service.personkey import PersonKeyer
 from regfed.service.ports import (
     CertificateRecord,
@@ -118,8 +119,11 @@ class IssueService:
         *,
         remaining: float | None = None,
         image: ImageFormat | None = None,
+        actor: Actor | None = None,
     ) -> IssueResult:
         """Decide for ``query`` and, when eligible, return the signed certificate.
+
+        ``actor``: who asks, for the audit row written with the certificate.
 
         Raises RegistriesUnavailable when no registry answered, or when the answer would be
         a denial that the registry which did not answer could overturn.
@@ -132,7 +136,7 @@ class IssueService:
         if isinstance(decision, Denial):
             return self._deny(lookup, decision.reason, now)
         assert lookup.record is not None
-        certificate = await self._certify(lookup, lookup.record, decision, now, image)
+        certificate = await self._certify(lookup, lookup.record, decision, now, image, actor)
         return IssueResult(lookup.sources, lookup.degraded, certificate=certificate)
 
     async def _render(self, uvci: str, image: ImageFormat, text: str) -> bytes:
@@ -161,6 +165,7 @@ class IssueService:
         grant: Grant,
         now: datetime,
         image: ImageFormat | None,
+        actor: Actor | None,
     ) -> IssuedCertificate:
         """Record (or find) the certificate for this grant and sign its payload."""
         person_key = self._keyer.person_key(
@@ -189,7 +194,7 @@ class IssueService:
             sources=frozenset(e.source for e in grant.basis),
             degraded=lookup.degraded,
         )
-        record = await self._store.record(candidate)
+        record = await self._store.record(candidate, actor, now)
         hcert = build_hcert(
             grant,
             last_name=person.last_name,

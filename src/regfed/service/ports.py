@@ -16,6 +16,7 @@ from regfed.federation.fanout import FederatedLookup
 from regfed.hcert.payload import Hcert
 from regfed.hcert.signer import SignedCode
 from regfed.hcert.trust import TrustList
+from regfed.service.audit import Actor
 
 Clock = Callable[[], datetime]
 
@@ -84,12 +85,18 @@ class Lookup(Protocol):
 class CertificateStore(Protocol):
     """Issued certificates and their revocations, and the counts statistics need."""
 
-    async def record(self, candidate: CertificateRecord) -> CertificateRecord:
-        """``candidate``, or the live certificate already held on the same person and basis."""
+    async def record(
+        self, candidate: CertificateRecord, actor: Actor | None = None, at: datetime | None = None
+    ) -> CertificateRecord:
+        """``candidate``, or the live certificate already held on the same person and basis;
+        with an ``actor``, the answer's audit row is written with it, atomically."""
         ...
 
-    async def revoke(self, uvci: str, reason: str, at: datetime) -> CertificateRecord | None:
-        """Revoke ``uvci`` (the first revocation's time and reason stand); None if unknown."""
+    async def revoke(
+        self, uvci: str, reason: str, at: datetime, actor: Actor | None = None
+    ) -> CertificateRecord | None:
+        """Revoke ``uvci`` (the first revocation's time and reason stand); None if unknown.
+        With an ``actor``, the audit row is written with it, atomically."""
         ...
 
     async def revoked_uvci_hashes(self, now: datetime) -> list[bytes]:

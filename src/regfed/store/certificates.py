@@ -8,7 +8,7 @@ personal data. The original exception stays chained (``__cause__``) for logs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Final
 
@@ -16,6 +16,7 @@ import asyncpg
 
 from regfed.domain.model import CertificateKind, DenialReason, Registry
 from regfed.errors import StoreUnavailable
+from regfed.service.audit import Actor
 from regfed.service.ports import CertificateRecord, IssuedCounts, require_aware
 
 # The NOTIFY channel revocations are announced on.
@@ -35,17 +36,24 @@ WITH inserted AS (
     ON CONFLICT (person_key, basis_fingerprint) WHERE revoked_at IS NULL DO NOTHING
     RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
               kid, sources, degraded, revoked_at, revocation_reason
+), current AS (
+    SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+           kid, sources, degraded, revoked_at, revocation_reason, true AS created
+      FROM inserted
+    UNION ALL
+    SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+           kid, sources, degraded, revoked_at, revocation_reason, false AS created
+      FROM certificates
+     WHERE person_key = $2 AND basis_fingerprint = $3 AND revoked_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM inserted)
+    LIMIT 1
+), audited AS (
+    -- The audit row goes with the answer, in the same statement: a certificate is never
+    -- handed out without it. No caller ($12 NULL): no row (the store's own tests).
+    INSERT INTO audit_log (at, action, caller, role, request_id, method, uvci)
+    SELECT $11, 'issue', $12, $13, $14, 'Issue', uvci FROM current WHERE $12::text IS NOT NULL
 )
-SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       kid, sources, degraded, revoked_at, revocation_reason
-  FROM inserted
-UNION ALL
-SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
-       kid, sources, degraded, revoked_at, revocation_reason
-  FROM certificates
- WHERE person_key = $2 AND basis_fingerprint = $3 AND revoked_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM inserted)
-LIMIT 1
+SELECT * FROM current
 """
 
 _FIND_CURRENT: Final = """
@@ -53,6 +61,20 @@ SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issue
        kid, sources, degraded, revoked_at, revocation_reason
   FROM certificates
  WHERE person_key = $1 AND basis_fingerprint = $2 AND revoked_at IS NULL
+"""
+
+# record()'s second chance (see there), audited like the first.
+_FIND_CURRENT_AUDITED: Final = """
+WITH current AS (
+    SELECT uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
+           kid, sources, degraded, revoked_at, revocation_reason
+      FROM certificates
+     WHERE person_key = $1 AND basis_fingerprint = $2 AND revoked_at IS NULL
+), audited AS (
+    INSERT INTO audit_log (at, action, caller, role, request_id, method, uvci)
+    SELECT $3, 'issue', $4, $5, $6, 'Issue', uvci FROM current WHERE $4::text IS NOT NULL
+)
+SELECT * FROM current
 """
 
 _GET: Final = """
@@ -74,6 +96,10 @@ WITH revoked AS (
      WHERE uvci = $1
     RETURNING uvci, person_key, basis_fingerprint, kind, valid_from, valid_until, issued_at,
               kid, sources, degraded, revoked_at, revocation_reason
+), audited AS (
+    -- Every revocation asked for, the first and any repeat, with who asked.
+    INSERT INTO audit_log (at, action, caller, role, request_id, method, uvci)
+    SELECT $2, 'revoke', $5, $6, $7, 'Revoke', uvci FROM revoked WHERE $5::text IS NOT NULL
 )
 SELECT revoked.*, pg_notify($4, '') FROM revoked
 """
@@ -158,18 +184,35 @@ def _translated(operation: str) -> Iterator[None]:
 class CertificateStore:
     """Certificates and denial counters in the service's own PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        on_recorded: Callable[[CertificateRecord], None] | None = None,
+    ) -> None:
+        """``on_recorded`` hears each new certificate (the metrics)."""
         self._pool = pool
+        self._on_recorded = on_recorded
 
-    async def record(self, candidate: CertificateRecord) -> CertificateRecord:
+    async def record(
+        self, candidate: CertificateRecord, actor: Actor | None = None, at: datetime | None = None
+    ) -> CertificateRecord:
         """Record ``candidate`` unless the person already holds a live certificate on the same
         basis; return whichever is current (the existing one keeps its UVCI, issued-at, key id).
 
         Concurrent identical calls create one row: the partial unique index on
-        ``(person_key, basis_fingerprint) WHERE revoked_at IS NULL`` arbitrates.
+        ``(person_key, basis_fingerprint) WHERE revoked_at IS NULL`` arbitrates. With an
+        ``actor``, the audit row of this answer is written in the same statement (``at``
+        defaults to the candidate's issued-at).
         """
         if candidate.revoked_at is not None or candidate.revocation_reason is not None:
             raise ValueError("a certificate is recorded unrevoked")
+        stamp = (
+            at or candidate.issued_at,
+            actor.caller if actor else None,
+            actor.role if actor else None,
+            actor.request_id if actor else None,
+        )
         with _translated("record"):
             for _ in range(_RECORD_ATTEMPTS):
                 row = await self._pool.fetchrow(
@@ -184,16 +227,23 @@ class CertificateStore:
                     candidate.kid,
                     sorted(source.value for source in candidate.sources),
                     candidate.degraded,
+                    *stamp,
                 )
                 if row is not None:
-                    return _from_row(row)
+                    record = _from_row(row)
+                    if row["created"] and self._on_recorded is not None:
+                        self._on_recorded(record)
+                    return record
                 # Nothing returned: our INSERT hit the unique index on a row a concurrent
                 # transaction committed after this statement's snapshot was taken (the INSERT
                 # waited for it, then did nothing), and the fallback SELECT of the same
                 # statement still reads that older snapshot, so it cannot see the row. A new
                 # statement takes a new snapshot (READ COMMITTED, autocommit) and sees it.
                 row = await self._pool.fetchrow(
-                    _FIND_CURRENT, candidate.person_key, candidate.basis_fingerprint
+                    _FIND_CURRENT_AUDITED,
+                    candidate.person_key,
+                    candidate.basis_fingerprint,
+                    *stamp,
                 )
                 if row is not None:
                     return _from_row(row)
@@ -217,12 +267,24 @@ class CertificateStore:
             row = await self._pool.fetchrow(_GET, uvci)
         return None if row is None else _from_row(row)
 
-    async def revoke(self, uvci: str, reason: str, at: datetime) -> CertificateRecord | None:
+    async def revoke(
+        self, uvci: str, reason: str, at: datetime, actor: Actor | None = None
+    ) -> CertificateRecord | None:
         """Revoke the certificate at ``at`` for ``reason``; a second revocation keeps the
-        first one's time and reason. Returns the certificate, None if the UVCI is unknown."""
+        first one's time and reason. Returns the certificate, None if the UVCI is unknown.
+        With an ``actor``, the audit row is written in the same statement."""
         require_aware("at", at)
         with _translated("revoke"):
-            row = await self._pool.fetchrow(_REVOKE, uvci, at, reason, REVOCATIONS_CHANNEL)
+            row = await self._pool.fetchrow(
+                _REVOKE,
+                uvci,
+                at,
+                reason,
+                REVOCATIONS_CHANNEL,
+                actor.caller if actor else None,
+                actor.role if actor else None,
+                actor.request_id if actor else None,
+            )
         return None if row is None else _from_row(row)
 
     async def revoked(self) -> dict[str, datetime]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 
 from regfed.domain.model import DenialReason
@@ -24,8 +25,16 @@ log = logging.getLogger(__name__)
 class DenialTally:
     """Denials by reason and day, flushed to the store every ``interval`` seconds."""
 
-    def __init__(self, store: CertificateStore, *, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: CertificateStore,
+        *,
+        interval: float = 5.0,
+        on_denial: Callable[[DenialReason], None] | None = None,
+    ) -> None:
+        """``on_denial`` hears each denial as it is counted (the metrics)."""
         self._store = store
+        self._on_denial = on_denial
         self._interval = interval
         self._pending: Counter[tuple[DenialReason, date]] = Counter()
         self._task: asyncio.Task[None] | None = None
@@ -33,6 +42,8 @@ class DenialTally:
     def add(self, reason: DenialReason, day: date) -> None:
         """Count one denial."""
         self._pending[(reason, day)] += 1
+        if self._on_denial is not None:
+            self._on_denial(reason)
 
     async def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""

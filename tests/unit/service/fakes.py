@@ -19,6 +19,7 @@ from regfed.federation.merge import merge
 from regfed.hcert.keys import SigningKey, kid_of
 from regfed.hcert.signer import HcertSigner
 from regfed.hcert.trust import TrustList, trusted_key_from_certificate
+from regfed.service.audit import Actor
 from regfed.service.ports import CertificateRecord, IssuedCounts
 from tests.hc1_reference import self_signed_certificate
 
@@ -67,8 +68,17 @@ class FakeStore:
     def __init__(self) -> None:
         self.rows: list[CertificateRecord] = []
         self.denials: Counter[DenialReason] = Counter()
+        self.audit: list[tuple[str, str, Actor]] = []  # (action, uvci, actor)
 
-    async def record(self, candidate: CertificateRecord) -> CertificateRecord:
+    async def record(
+        self, candidate: CertificateRecord, actor: Actor | None = None, at: datetime | None = None
+    ) -> CertificateRecord:
+        found = self._current(candidate)
+        if actor is not None:
+            self.audit.append(("issue", found.uvci, actor))
+        return found
+
+    def _current(self, candidate: CertificateRecord) -> CertificateRecord:
         for row in self.rows:
             if (row.person_key, row.basis_fingerprint, row.revoked_at) == (
                 candidate.person_key,
@@ -79,11 +89,15 @@ class FakeStore:
         self.rows.append(candidate)
         return candidate
 
-    async def revoke(self, uvci: str, reason: str, at: datetime) -> CertificateRecord | None:
+    async def revoke(
+        self, uvci: str, reason: str, at: datetime, actor: Actor | None = None
+    ) -> CertificateRecord | None:
         for index, row in enumerate(self.rows):
             if row.uvci == uvci:
                 if row.revoked_at is None:
                     self.rows[index] = row = replace(row, revoked_at=at, revocation_reason=reason)
+                if actor is not None:
+                    self.audit.append(("revoke", uvci, actor))
                 return row
         return None
 

@@ -1,0 +1,165 @@
+"""The observing interceptor: a request id for every call, returned to the caller; one log
+line per call; the gRPC metrics.
+
+It wraps every unary method (health included; reflection streams pass untouched): it sets
+the request id (the caller's ``x-request-id`` metadata, else ``IssueRequest.request_id``,
+else a new one) for every log line written during the call and returns it in the trailing
+metadata ``x-request-id``; after the call it writes one line — method, caller role, status,
+duration and the registries' outcomes — and counts the call in
+``grpc_server_handled_total`` and ``grpc_server_handling_seconds``. It runs outermost, so
+refusals and overload answers are seen too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias, cast
+
+import grpc
+
+from regfed import logs
+from regfed.api.errors import metadata_request_id, new_request_id
+from regfed.federation.fanout import SourceOutcome
+
+log = logging.getLogger("regfed.rpc")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Observe = Callable[[str, str, str, float], None]  # service, method, code, seconds
+
+
+def grpc_metrics() -> Observe:
+    """The Prometheus side: handled calls by code, and their durations."""
+    from regfed import metrics
+
+    handled: dict[tuple[str, str, str], Any] = {}
+    seconds: dict[tuple[str, str], Any] = {}
+
+    def observe(service: str, method: str, code: str, elapsed: float) -> None:
+        # Label children looked up once: .labels() takes a lock and builds a tuple.
+        counter = handled.get((service, method, code))
+        if counter is None:
+            counter = handled[(service, method, code)] = metrics.handled.labels(
+                service, method, code
+            )
+        counter.inc()
+        histogram = seconds.get((service, method))
+        if histogram is None:
+            histogram = seconds[(service, method)] = metrics.handling_seconds.labels(
+                service, method
+            )
+        histogram.observe(elapsed)
+
+    return observe
+
+
+def lookup_observer(metrics_on: bool) -> Callable[[SourceOutcome], None]:
+    """What the federation calls for each registry's outcome: noted for the call's log
+    line, and counted when metrics are on."""
+    count: Callable[[SourceOutcome], None] | None = None
+    if metrics_on:
+        from regfed.metrics import lookup_observed
+
+        count = lookup_observed
+
+    def observed(outcome: SourceOutcome) -> None:
+        record = logs.call.get()
+        if record is not None:
+            record.registries[outcome.registry.value] = outcome.status.value
+        if count is not None:
+            count(outcome)
+
+    return observed
+
+
+class ObserveInterceptor(grpc.aio.ServerInterceptor):
+    """Request ids, per-call log lines and gRPC metrics."""
+
+    def __init__(self, observe: Observe | None, *, role: str = "-", caller: str = "-") -> None:
+        """``role``/``caller``: what the log line says before (or without) authentication."""
+        self._observe = observe
+        self._role, self._caller = role, caller
+        self._wrapped: dict[str, Handler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        """The method's handler, wrapped to observe it."""
+        method: str = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._observed(method, cast(Behavior, handler.unary_unary)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _observed(self, full_method: str, inner: Behavior) -> Behavior:
+        service, _, method = full_method.strip("/").rpartition("/")
+        observe = self._observe
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            rid = new_request_id(metadata_request_id(context), getattr(request, "request_id", ""))
+            rid_token = logs.request_id.set(rid)
+            record = logs.CallRecord(self._role, self._caller)
+            call_token = logs.call.set(record)
+            context.set_trailing_metadata((("x-request-id", rid),))
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception:
+                code = "UNKNOWN"
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                if observe is not None:
+                    observe(service, method, code, elapsed)
+                _log_call(method, record, code, elapsed)
+                logs.call.reset(call_token)
+                logs.request_id.reset(rid_token)
+
+        return observed
+
+
+def _log_call(method: str, record: logs.CallRecord, code: str, elapsed: float) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    millis = round(elapsed * 1000, 3)
+    registries = ",".join(f"{k}:{v}" for k, v in record.registries.items()) or "-"
+    log.info(
+        "%s %s role=%s %.1f ms registries=%s",
+        method,
+        code,
+        record.role,
+        millis,
+        registries,
+        extra={
+            "fields": {
+                "method": method,
+                "role": record.role,
+                "caller": record.caller,
+                "status": code,
+                "duration_ms": millis,
+                "registries": record.registries,
+            }
+        },
+    )

@@ -1,0 +1,119 @@
+"""Prometheus metrics, named as DESIGN.md says (go-grpc-prometheus style).
+
+Collected at three places, never by a servicer: the observing interceptor
+(``grpc_server_*``), the federation (``regfed_registry_*``, through the observer
+``app.py`` hands it) and the store (``regfed_certificates_issued_total`` when a new
+certificate is recorded, ``regfed_denials_total`` as denials are tallied).
+
+``regfed serve --workers N`` runs prometheus-client in multiprocess mode: the supervisor
+sets ``PROMETHEUS_MULTIPROC_DIR`` for its workers before they start (prometheus-client
+reads it when it is first imported, which is why this module is imported only by
+``app.py`` and the supervisor), every worker writes its values there, and the supervisor
+alone serves ``/metrics``, summing them into one view.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.registry import REGISTRY
+
+from regfed.domain.model import DenialReason
+from regfed.federation.fanout import SourceOutcome
+from regfed.service.ports import CertificateRecord
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+GRPC_LABELS = ("grpc_service", "grpc_method")
+
+handled = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    [*GRPC_LABELS, "grpc_code"],
+)
+handling_seconds = Histogram(
+    "grpc_server_handling_seconds",
+    "Time the server took to answer an RPC, in seconds.",
+    GRPC_LABELS,
+)
+registry_lookups = Counter(
+    "regfed_registry_lookups_total",
+    "Registry lookups by registry and outcome (matched, not_found, failed, timed_out).",
+    ["registry", "outcome"],
+)
+registry_lookup_seconds = Histogram(
+    "regfed_registry_lookup_seconds",
+    "Time one registry took to answer a lookup, in seconds.",
+    ["registry"],
+)
+certificates_issued = Counter(
+    "regfed_certificates_issued_total",
+    "New certificates recorded, by kind and the registries their basis came from.",
+    ["kind", "source"],
+)
+denials = Counter("regfed_denials_total", "Issue answers that were denials, by reason.", ["reason"])
+# Fed by the applications' reconciler: the count per status from the store after each pass,
+# so every process reports the same numbers ("mostrecent": the latest value any process set).
+applications = Gauge(
+    "regfed_applications",
+    "Applications by status, as last counted in the store.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+audit_dropped = Counter(
+    "regfed_audit_refusals_dropped_total",
+    "Refusals that could not be written to the audit trail (buffer full).",
+)
+
+
+def lookup_observed(outcome: SourceOutcome) -> None:
+    """One registry's answer to one lookup."""
+    registry = outcome.registry.value
+    registry_lookups.labels(registry, outcome.status.value).inc()
+    registry_lookup_seconds.labels(registry).observe(outcome.latency)
+
+
+def certificate_recorded(record: CertificateRecord) -> None:
+    """A new certificate in the store."""
+    source = "+".join(sorted(s.value for s in record.sources))
+    certificates_issued.labels(record.kind.value, source).inc()
+
+
+def denial_counted(reason: DenialReason) -> None:
+    """One denial."""
+    denials.labels(reason.value).inc()
+
+
+class Endpoint:
+    """``GET /metrics`` on ``host:port``, in a thread of its own (prometheus-client's)."""
+
+    def __init__(self, listen: str, multiproc_dir: Path | None = None) -> None:
+        host, _, port = listen.rpartition(":")
+        folder = multiproc_dir or (
+            Path(os.environ[MULTIPROC_ENV]) if MULTIPROC_ENV in os.environ else None
+        )
+        registry: Any = REGISTRY
+        if folder is not None:
+            registry = CollectorRegistry()
+            _multiprocess.MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+        self._server, self._thread = start_http_server(
+            int(port), addr=host.strip("[]"), registry=registry
+        )
+        self.port: int = int(self._server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        if isinstance(self._thread, threading.Thread):
+            self._thread.join(timeout=5)
+
+
+def worker_exited(pid: int, multiproc_dir: Path) -> None:
+    """Forget a dead worker's live gauges (its counters stay in the sums)."""
+    _multiprocess.mark_process_dead(pid, str(multiproc_dir))  # type: ignore[no-untyped-call]

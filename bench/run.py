@@ -113,9 +113,10 @@ class Children:
             self.stop(proc)
 
 
-def tree_rss_kb(pid: int) -> int | None:
-    """Resident memory of ``pid`` and its descendants (kB, from /proc), None if gone."""
-    total, seen, todo = 0, set(), [pid]
+def tree_usage(pid: int) -> tuple[int, float] | None:
+    """Resident memory (kB) and CPU time used (seconds, user + system) of ``pid`` and its
+    descendants, from /proc; None if ``pid`` is gone."""
+    rss, cpu, seen, todo = 0, 0.0, set(), [pid]
     while todo:
         current = todo.pop()
         if current in seen:
@@ -123,53 +124,73 @@ def tree_rss_kb(pid: int) -> int | None:
         seen.add(current)
         try:
             status = Path(f"/proc/{current}/status").read_text()
+            # Fields 14 and 15 (utime, stime) follow the ")" that ends the command name.
+            stat = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             if current == pid:
                 return None
             continue
+        cpu += (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+                rss += int(line.split()[1])
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
-    return total
+    return rss, cpu
 
 
-class RssSampler:
-    """Samples a process tree's resident memory every ``interval`` seconds in a thread."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of the server's process tree."""
+
+    at: float  # seconds since the sampler started
+    rss_kb: int
+    cpu_seconds: float
+
+
+class UsageSampler:
+    """Samples a process tree's memory and CPU time every ``interval`` seconds in a thread.
+
+    CPU time per call is the steadier figure on a shared machine: throughput falls when
+    another process takes a core, the CPU a call costs the server hardly moves.
+    """
 
     def __init__(self, pid: int, interval: float = 1.0) -> None:
         self.pid = pid
         self.interval = interval
-        self.samples: list[tuple[float, int]] = []  # (seconds since start, kB)
+        self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = time.monotonic()
 
+    def _sample(self) -> None:
+        usage = tree_usage(self.pid)
+        if usage is not None:
+            self.samples.append(Sample(round(time.monotonic() - self._started, 1), *usage))
+
     def _run(self) -> None:
         while True:
-            rss = tree_rss_kb(self.pid)
-            if rss is not None:
-                self.samples.append((round(time.monotonic() - self._started, 1), rss))
+            self._sample()
             if self._stop.wait(self.interval):
                 return
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> UsageSampler:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        rss = tree_rss_kb(self.pid)
-        if rss is not None:
-            self.samples.append((round(time.monotonic() - self._started, 1), rss))
+        self._sample()
 
-    def at(self, seconds: float) -> int | None:
-        """The first sample at or after ``seconds`` (None without samples)."""
-        later = [kb for t, kb in self.samples if t >= seconds]
-        return later[0] if later else (self.samples[-1][1] if self.samples else None)
+    def at(self, seconds: float) -> Sample | None:
+        """The first sample at or after ``seconds`` (the last one, or None, if none is)."""
+        later = [sample for sample in self.samples if sample.at >= seconds]
+        return later[0] if later else (self.samples[-1] if self.samples else None)
 
 
 # --- servers -----------------------------------------------------------------------------
@@ -352,7 +373,7 @@ def measure(
         f" at concurrency {settings.concurrency}"
     )
     limit = seconds + settings.warmup + settings.timeout + 180  # loading the bodies, spawning
-    with RssSampler(server_pid) as rss:
+    with UsageSampler(server_pid) as usage:
         proc = children.start(argv, logs / f"{name}.log")
         try:
             proc.wait(timeout=limit)
@@ -365,22 +386,31 @@ def measure(
     figures: dict[str, Any] = json.loads(out.read_text())
     # The measured window is the last ``seconds`` of the phase (loading the bodies and
     # spawning the clients come first): "after warm-up" is the sample where it begins.
-    warm = rss.at(rss.samples[-1][0] - seconds - 1) if rss.samples else None
-    end = rss.samples[-1][1] if rss.samples else None
+    samples = usage.samples
+    warm = usage.at(samples[-1].at - seconds - 1) if samples else None
+    end = samples[-1] if samples else None
     figures["rss_kb"] = {
-        "start": rss.samples[0][1] if rss.samples else None,
-        "after_warmup": warm,
-        "end": end,
-        "max": max((kb for _, kb in rss.samples), default=None),
-        "growth_after_warmup_pct": round((end - warm) / warm * 100, 2) if warm and end else None,
+        "start": samples[0].rss_kb if samples else None,
+        "after_warmup": warm.rss_kb if warm else None,
+        "end": end.rss_kb if end else None,
+        "max": max((sample.rss_kb for sample in samples), default=None),
+        "growth_after_warmup_pct": (
+            round((end.rss_kb - warm.rss_kb) / warm.rss_kb * 100, 2) if warm and end else None
+        ),
     }
+    calls = figures["rps"] * (end.at - warm.at) if warm and end else 0
+    figures["server_cpu_us_per_call"] = (
+        round((end.cpu_seconds - warm.cpu_seconds) / calls * 1e6, 1)
+        if warm and end and calls
+        else None
+    )
     if name == "soak":
-        figures["rss_samples"] = rss.samples[:: max(1, len(rss.samples) // 120)]
+        figures["rss_samples"] = [(s.at, s.rss_kb) for s in samples[:: max(1, len(samples) // 120)]]
     errors = sum(n for code, n in figures["status"].items() if code != "OK")
     log(
         f"  {figures['rps']:.0f} rps, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f}"
-        f" ms, {errors} errors, server RSS {_mb(figures['rss_kb']['start'])} -> "
-        f"{_mb(figures['rss_kb']['end'])} MB"
+        f" ms, {errors} errors, server CPU {figures['server_cpu_us_per_call']} µs/call, RSS "
+        f"{_mb(figures['rss_kb']['start'])} -> {_mb(figures['rss_kb']['end'])} MB"
     )
     return figures
 
@@ -432,16 +462,18 @@ def markdown(results: dict[str, Any]) -> str:
     echo_rps = phases.get("echo", {}).get("rps")
     rows = [
         "| call | requests/s | p50 ms | p90 ms | p99 ms | errors | × echo rps "
-        "| server RSS MB start → end |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| server CPU µs/call | server RSS MB start → end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]  # fmt: skip
     for name, f in phases.items():
         errors = sum(n for code, n in f["status"].items() if code != "OK")
         ratio = f"{f['rps'] / echo_rps:.2f}" if echo_rps else "—"
         rss = f["rss_kb"]
+        cpu = f.get("server_cpu_us_per_call")
         rows.append(
             f"| {TITLES[name]} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['p90_ms']:.1f} | "
-            f"{f['p99_ms']:.1f} | {errors} | {ratio} | {_mb(rss['start'])} → {_mb(rss['end'])} |"
+            f"{f['p99_ms']:.1f} | {errors} | {ratio} | {'—' if cpu is None else f'{cpu:.0f}'} | "
+            f"{_mb(rss['start'])} → {_mb(rss['end'])} |"
         )
     m, c = results["machine"], results["config"]
     pop = results["population"]

@@ -91,6 +91,13 @@ def test_invalid_settings_are_named(tmp_path: Path, content: str, named: str) ->
         ("REGFED_GRACE", "-2"),
         ("REGFED_STORE_POOL_SIZE", "true"),
         ("REGFED_MAX_CONCURRENT_RPCS", "0"),
+        ("REGFED_RECONCILE_INTERVAL", "0"),
+        ("REGFED_RECONCILE_INTERVAL", "inf"),
+        ("REGFED_RECONCILE_RATE", "-1"),
+        ("REGFED_RECONCILE_CONCURRENCY", "0"),
+        ("REGFED_RECONCILE_MAX_BACKOFF", "nan"),
+        ("REGFED_APPLICATION_TTL_DAYS", "0"),
+        ("REGFED_APPLICATION_TTL_DAYS", "1.5"),
     ],
 )
 def test_invalid_environment_values_are_named(variable: str, value: str) -> None:
@@ -122,3 +129,21 @@ def test_dsns_never_print() -> None:
     """DSNs (which may hold passwords) are kept out of the settings' repr."""
     settings = load_settings(env={"REGFED_STORE_DSN": "postgresql://u:hunter2@db/x"})
     assert "hunter2" not in repr(settings)
+
+
+def test_application_settings_from_the_environment() -> None:
+    """The reconciler's interval, the time to live and the application key are settings,
+    with the defaults the contract names."""
+    defaults = load_settings(env={})
+    assert (defaults.reconcile_interval, defaults.application_ttl_days) == (60.0, 30)
+    assert defaults.application_key_path == Path(".regfed/application.key")
+    settings = load_settings(
+        env={
+            "REGFED_RECONCILE_INTERVAL": "0.5",
+            "REGFED_APPLICATION_TTL_DAYS": "7",
+            "REGFED_APPLICATION_KEY_FILE": "/run/secrets/application.key",
+        }
+    )
+    assert settings.reconcile_interval == 0.5
+    assert settings.application_ttl_days == 7
+    assert settings.application_key_path == Path("/run/secrets/application.key")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from regfed.api import convert
 from regfed.domain.model import CertificateKind, DenialReason, Registry
+from regfed.service.ports import ApplicationCategory, ApplicationStatus
 from regfed.service.stats import Stats
 
 
@@ -18,6 +19,9 @@ def test_stats_labels_are_the_contracts_enum_names() -> None:
                 (CertificateKind.RECOVERY, frozenset({Registry.FEDERAL, Registry.CITY})): 1,
             },
             denials={DenialReason.NOT_FOUND: 5, DenialReason.ACTIVE_ILLNESS: 1},
+            applications={},
+            median_time_to_code=None,
+            applications_with_code=0,
         )
     )
     assert [(c.label, c.count) for c in response.issued] == [
@@ -37,3 +41,29 @@ def test_timestamps_are_exact_to_the_microsecond() -> None:
     assert ts.ToDatetime(tzinfo=UTC) == instant
     before_epoch = datetime(1955, 2, 28, 23, 59, 59, 1, tzinfo=UTC)
     assert convert.timestamp(before_epoch).ToDatetime(tzinfo=UTC) == before_epoch
+
+
+def test_application_stats_by_status_and_by_category_and_status() -> None:
+    """Applications are totalled by status, and broken down by category and status; the
+    median is a Duration, absent when no application got a code."""
+    vaccination, other = ApplicationCategory.VACCINATION_NOT_FOUND, ApplicationCategory.OTHER
+    counts = {
+        (vaccination, ApplicationStatus.ISSUED): 3,
+        (other, ApplicationStatus.ISSUED): 1,
+        (other, ApplicationStatus.PENDING): 2,
+    }
+    response = convert.stats(
+        Stats({}, {}, counts, timedelta(hours=1, microseconds=5), applications_with_code=4)
+    )
+    assert [(c.label, c.count) for c in response.applications] == [
+        ("APPLICATION_STATUS_ISSUED", 4),
+        ("APPLICATION_STATUS_PENDING", 2),
+    ]
+    assert [c.label for c in response.applications_by_category] == [
+        "APPLICATION_CATEGORY_OTHER/APPLICATION_STATUS_ISSUED",
+        "APPLICATION_CATEGORY_OTHER/APPLICATION_STATUS_PENDING",
+        "APPLICATION_CATEGORY_VACCINATION_NOT_FOUND/APPLICATION_STATUS_ISSUED",
+    ]
+    assert response.median_time_to_code.ToTimedelta() == timedelta(hours=1, microseconds=5)
+    assert response.applications_with_code == 4
+    assert not convert.stats(Stats({}, {}, {}, None, 0)).HasField("median_time_to_code")

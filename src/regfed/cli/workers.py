@@ -29,12 +29,19 @@ async def _prepare(
     settings: Settings, stack: contextlib.AsyncExitStack, seed: bool
 ) -> dict[str, str]:
     """Secrets, databases, demo data and migrations, once; the workers' environment."""
-    from regfed.app import load_operator_token, load_person_keyer, load_signer, open_databases
+    from regfed.app import (
+        load_application_sealer,
+        load_operator_token,
+        load_person_keyer,
+        load_signer,
+        open_databases,
+    )
     from regfed.service.ports import utc_now
     from regfed.store.migrate import migrate
 
     load_signer(settings, utc_now)
     load_person_keyer(settings)
+    load_application_sealer(settings)
     load_operator_token(settings)
     dbs = await open_databases(settings, stack)
     if dbs.demo and seed:
@@ -53,6 +60,9 @@ async def _prepare(
         REGFED_FEDERAL_DSN=dbs.federal,
         REGFED_LISTEN=settings.listen,
         REGFED_HOME=str(settings.home),
+        # The workers see three DSNs, as in production, so they need the key named; the
+        # supervisor made sure it exists (the demo's is created above).
+        REGFED_APPLICATION_KEY_FILE=str(settings.application_key_path),
     )
     for name in ("keys_dir", "trust_dir", "person_key_file", "operator_token_file"):
         value = getattr(settings, name)

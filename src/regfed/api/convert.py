@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from regfed.domain.denials import denial_text
+from regfed.domain.denials import DenialText, application_denial_text, denial_text
 from regfed.domain.model import (
     CertificateKind,
     DenialReason,
@@ -130,9 +130,9 @@ def certificate(issued: IssuedCertificate | ApplicationCertificate) -> pb.Certif
     return message
 
 
-def denial(reason: DenialReason) -> pb.Denial:
-    """A denial with its message and hint for the person."""
-    text = denial_text(reason)
+def denial(reason: DenialReason, text: DenialText | None = None) -> pb.Denial:
+    """A denial with its message and hint for the person (``text``, else Issue's)."""
+    text = text or denial_text(reason)
     return pb.Denial(reason=DENIAL_REASON[reason], message=text.message, hint=text.hint)
 
 
@@ -178,7 +178,7 @@ def application(view: ApplicationView) -> pb.Application:
         if instant is not None:
             getattr(message, name).CopyFrom(timestamp(instant))
     if record.denial is not None:
-        message.denial.CopyFrom(denial(record.denial))
+        message.denial.CopyFrom(denial(record.denial, application_denial_text(record.denial)))
     if view.certificate is not None:
         message.certificate.CopyFrom(certificate(view.certificate))
     return message

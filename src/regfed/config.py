@@ -139,9 +139,9 @@ class Settings(_Model):
     reconcile_interval: Seconds = 60.0  # seconds between the reconciler's passes
     # A pending application denied again and again waits longer between checks, up to this.
     reconcile_max_backoff: Seconds = 3600.0
-    reconcile_concurrency: Count = 4  # checks in flight per process
+    reconcile_concurrency: Count = 8  # checks in flight per process
     # Checks started per second per process at most, so a backlog leaves Issue its CPU.
-    reconcile_rate: PerSecond = 250.0
+    reconcile_rate: PerSecond = 300.0
     application_ttl_days: Count = 30  # a pending application expires after this many days
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 

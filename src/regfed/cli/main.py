@@ -79,7 +79,10 @@ Try it:
       "birth_date": "1985-04-12", "snils": "14628735990"}}}}' \\
       {listen} regfed.v1.CertificateService/Issue
   grpcurl -plaintext {listen} grpc.health.v1.Health/Check
-The README lists every demo person and what each gets.
+  .venv/bin/regfed applications submit --last-name Зайцев --first-name Артём \\
+      --birth-date 1993-07-14 --snils 30158294753 --contact zaitsev@example.org
+  .venv/bin/regfed demo arrive Зайцев      # then: regfed applications show ID
+The README lists every demo person and what each gets, and tells the late one's story.
 """
 
 

@@ -52,9 +52,10 @@ CREATE UNIQUE INDEX applications_open_person_uq
     ON applications (person_key)
     WHERE status = 'pending';
 
--- The reconciler's queue: open applications by their next check.
+-- The reconciler's queue: open applications in the order a claim takes them, so a claim
+-- reads the first rows of the index instead of sorting every due row for each batch.
 CREATE INDEX applications_due_idx
-    ON applications (next_check_at)
+    ON applications (next_check_at, submitted_at)
     WHERE status = 'pending';
 
 -- Statistics over a window of submission times.

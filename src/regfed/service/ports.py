@@ -261,6 +261,10 @@ class ApplicationStore(Protocol):
         """The application with its certificate row; None if unknown."""
         ...
 
+    async def next_due(self) -> datetime | None:
+        """The earliest next check of any open application; None when none is open."""
+        ...
+
     async def claim(
         self, *, due_by: datetime, now: datetime, lease: Lease, limit: int
     ) -> list[ApplicationRecord]:

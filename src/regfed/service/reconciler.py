@@ -21,6 +21,10 @@ A pass checks each application at most once: it only claims what was due when it
 and a check moves the next one into the future. When the registries cannot answer (Issue
 would be UNAVAILABLE) or the store fails, the pass pauses: what it holds is released
 unchanged, with no check counted and nothing closed, and the next pass tries again.
+
+Between passes it waits ``interval`` seconds, or less when an application falls due
+sooner (but at least a second): an application is checked when it is due, not up to an
+interval later, so data that arrives is found within an interval of its last check.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 # takes what was due when it began), and a bound if a store misbehaved.
 MAX_BATCHES_PER_PASS = 1_000_000
 DEFAULT_LEASE = timedelta(minutes=2)  # far longer than a batch's checks take
+MIN_WAIT = 1.0  # seconds between passes at least (or the interval, when it is shorter)
 
 
 class Outcome(enum.Enum):
@@ -157,14 +162,28 @@ class Reconciler:
 
     async def _run(self) -> None:
         while True:
+            wait = self._interval
             try:
                 report = await self.run_pass()
-            except Exception:  # a bug must not stop the reconciler for good
-                log.exception("reconcile pass failed")
-            else:
                 if report.outcomes:
                     log.info("reconcile pass: %s", report.summary())
-            await asyncio.sleep(self._interval)
+                if not report.paused:
+                    wait = await self.wait_before_next_pass()
+            except Unavailable as exc:
+                log.warning("reconciler: the store did not answer (%s)", exc.reason)
+            except Exception:  # a bug must not stop the reconciler for good
+                log.exception("reconcile pass failed")
+            await asyncio.sleep(wait)
+
+    async def wait_before_next_pass(self) -> float:
+        """Seconds until the next pass: until the earliest application falls due, within
+        ``MIN_WAIT`` (or the interval if shorter) .. the interval."""
+        floor = min(MIN_WAIT, self._interval)
+        due = await self._store.next_due()
+        if due is None:
+            return self._interval
+        until_due = (due - self._clock()).total_seconds()
+        return min(self._interval, max(floor, until_due))
 
     async def run_pass(self) -> PassReport:
         """Check every application due now, once; pause at the first outage."""

@@ -60,6 +60,9 @@ _OPEN_FOR: Final = f"""
 SELECT {_COLUMNS} FROM applications WHERE person_key = $1 AND status = 'pending'
 """  # noqa: S608
 
+# The first entry of the due index.
+_NEXT_DUE: Final = "SELECT min(next_check_at) FROM applications WHERE status = 'pending'"
+
 _GET: Final = f"""
 SELECT {", ".join("a." + c.strip() for c in _COLUMNS.split(","))},
        c.uvci AS c_uvci, c.person_key AS c_person_key, c.basis_fingerprint, c.kind,
@@ -236,6 +239,12 @@ class ApplicationStore:
         with _translated("get"):
             row = await self._pool.fetchrow(_GET, application_id)
         return None if row is None else _from_row(row, _certificate_of(row))
+
+    async def next_due(self) -> datetime | None:
+        """The earliest next check of any open application; None when none is open."""
+        with _translated("next_due"):
+            due: datetime | None = await self._pool.fetchval(_NEXT_DUE)
+        return due
 
     async def claim(
         self, *, due_by: datetime, now: datetime, lease: Lease, limit: int

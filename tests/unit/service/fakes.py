@@ -169,6 +169,10 @@ class FakeApplicationStore:
         held = self.held.get(application_id)
         return None if held is None else self._with_certificate(held.record)
 
+    async def next_due(self) -> datetime | None:
+        due = [h.record.next_check_at for h in self.held.values() if h.record.is_open]
+        return min((d for d in due if d is not None), default=None)
+
     async def claim(
         self, *, due_by: datetime, now: datetime, lease: Lease, limit: int
     ) -> list[ApplicationRecord]:

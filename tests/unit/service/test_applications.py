@@ -298,3 +298,18 @@ def test_a_sealed_certificate_round_trips_every_kind_of_basis_event() -> None:
     assert decode_certificate(encode_certificate(hcert, basis)) == (hcert, basis)
     query = replace(QUERY, oms_policy="7753100000000101", passport="4510123456")
     assert decode_person(encode_person(query, CONTACT)) == (query, CONTACT)
+
+
+async def test_the_next_pass_comes_when_the_next_application_falls_due(world: World) -> None:
+    """Between passes the reconciler waits for the earliest due application, not a whole
+    interval after its last pass: nothing open, an interval; due soon, until then; due
+    already, a second (the floor); due later than an interval, the interval."""
+    reconciler = world.reconciler
+    assert await reconciler.wait_before_next_pass() == INTERVAL.total_seconds()
+    await world.applications.submit(QUERY, contact=CONTACT, category=OTHER)  # due in 60 s
+    world.clock.advance(timedelta(seconds=45))
+    assert await reconciler.wait_before_next_pass() == 15
+    world.clock.advance(timedelta(seconds=30))
+    assert await reconciler.wait_before_next_pass() == 1
+    world.clock.advance(-INTERVAL * 5)
+    assert await reconciler.wait_before_next_pass() == INTERVAL.total_seconds()

@@ -33,9 +33,13 @@ DEFAULT_SEED = 1
 DEFAULT_OUT = Path(".regfed/bench/data")
 
 
-def issue_bodies(people: int, seed: int, *, png: bool = False) -> Iterator[dict[str, Any]]:
-    """IssueRequest bodies (JSON form) for people 0..people-1 of the population."""
-    for index in range(people):
+def issue_bodies(
+    people: int, seed: int, *, png: bool = False, start: int = 0
+) -> Iterator[dict[str, Any]]:
+    """IssueRequest bodies (JSON form) for people 0..people-1 of the population, from
+    person ``start`` on (wrapping round)."""
+    for step in range(people):
+        index = (start + step) % people
         body: dict[str, Any] = {"person": population_person(index, seed).request_person()}
         if png:
             body["qr_format"] = "QR_FORMAT_PNG"

@@ -8,8 +8,10 @@
    loopback ports of their own, the server pointed at the populated databases.
 4. Ask Issue once for a sample of people to get real codes for Verify.
 5. Measure, with the same load generator (``bench/loadgen.py``), each for ``--duration``
-   seconds at ``--concurrency`` 64: the echo baseline, Issue (no QR image), Issue with a
-   PNG image, Verify; optionally ``--soak`` seconds of Issue for the memory trend.
+   seconds at ``--concurrency`` 64: the echo baseline, Issue (no QR image), Issue while
+   the reconciler works through a backlog of ``--backlog`` pending applications, Issue
+   with a PNG image, Verify; optionally ``--soak`` seconds of Issue for the memory trend.
+   Then one reconciler pass over the whole backlog, timed (``bench/backlog.py``).
 6. Write ``bench/results/<date>.json`` (every figure, the server's resident memory at the
    start and end of each phase, the machine) and ``bench/results/<date>.md``, and print
    the Markdown table: each call's requests/s, p50/p90/p99 and its ratio to the echo
@@ -45,17 +47,25 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-import population  # noqa: E402 - bench/ is not a package
+import backlog  # noqa: E402 - bench/ is not a package
+import population  # noqa: E402
 from loadgen import HARD_MAX_DURATION, check_loopback, token_metadata  # noqa: E402
 
-PHASES = ("echo", "issue", "issue_png", "verify")
+PHASES = ("echo", "issue", "issue_backlog", "issue_png", "verify", "reconcile")
+# Phases that need the backlog of pending applications; "reconcile" is timed, not loaded.
+BACKLOG_PHASES = frozenset({"issue_backlog", "reconcile"})
 TITLES = {
     "echo": "Echo (bare grpc.aio baseline)",
     "issue": "Issue (no QR image)",
+    "issue_backlog": "Issue, the reconciler working a backlog",
     "issue_png": "Issue (PNG image)",
     "verify": "Verify",
     "soak": "Issue soak",
 }
+# The bench server's reconciler makes a pass every second (unless REGFED_RECONCILE_INTERVAL
+# says otherwise), so a released backlog is taken up at once; its rate cap
+# (REGFED_RECONCILE_RATE) is the production default, and it is what bounds the load.
+RECONCILE_INTERVAL = "1"
 START_TIMEOUT = 120.0  # seconds a server gets to answer its health check
 OBSERVABILITY = ("full", "off")
 
@@ -490,6 +500,23 @@ def markdown(results: dict[str, Any]) -> str:
         f"grpcio {m['packages'].get('grpcio', '?')}, commit {m['git_commit'][:12]}"
         f"{' (uncommitted changes)' if m['git_dirty'] else ''}.",
     ]
+    if "issue_backlog" in phases and "issue" in phases:
+        loaded, idle = phases["issue_backlog"], phases["issue"]
+        lines += [
+            "",
+            f"Issue with a backlog: {loaded['rps'] / idle['rps'] * 100:.0f} % of Issue without "
+            f"({loaded['backlog']['checked_during_phase']:,} of {loaded['backlog']['pending']:,}"
+            " pending applications checked by the reconciler during the phase).",
+        ]
+    reconcile = results.get("reconcile")
+    if reconcile:
+        state = "" if reconcile["complete"] else f" (INCOMPLETE: {reconcile['checked']:,} checked)"
+        lines += [
+            "",
+            f"Reconciler: one pass over {reconcile['applications']:,} pending applications of "
+            f"people missing from both registries in {reconcile['seconds']} s "
+            f"({reconcile['checks_per_second']} checks/s){state}.",
+        ]
     soak = results.get("soak")
     if soak:
         rss = soak["rss_kb"]
@@ -520,6 +547,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="regfed serve --workers N, if supported")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of Issue for memory")
     parser.add_argument("--verify-sample", type=int, default=2_000, help="people asked for codes")
+    parser.add_argument(
+        "--backlog", type=int, default=10_000, help="pending applications for the backlog phases"
+    )
+    parser.add_argument(
+        "--reconcile-limit", type=float, default=300.0, help="seconds the timed pass may take"
+    )
     parser.add_argument("--home", type=Path, default=ROOT / ".regfed" / "bench")
     parser.add_argument("--port", type=int, default=50151, help="regfed's loopback port")
     parser.add_argument("--echo-port", type=int, default=50152, help="the echo server's port")
@@ -543,7 +576,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--soak plus --warmup must be within [0, {HARD_MAX_DURATION:g}] s")
     if not 0 < args.people <= 10_000_000:
         parser.error("--people must be within 1..10,000,000")
+    if not 0 < args.backlog <= 1_000_000:
+        parser.error("--backlog must be within 1..1,000,000")
+    if not 0 < args.reconcile_limit <= HARD_MAX_DURATION:
+        parser.error(f"--reconcile-limit must be within (0, {HARD_MAX_DURATION:g}] s")
     return args
+
+
+def application_key(home: Path) -> Path:
+    """The bench server's application key (it is given three DSNs, so it needs one named)."""
+    from regfed.keystore.secretfile import read_secret
+
+    path = home / "application.key"
+    read_secret(path, setting="application_key_file", create=True)
+    return path
+
+
+async def prepare_backlog(store: backlog.Store, target: str, args: argparse.Namespace) -> int:
+    """Submit the backlog and park it; how many applications are pending. A rerun over the
+    same database gets the open applications back (one per person) instead of new ones."""
+    await store.park()
+    if await store.pending() < args.backlog:
+        log(f"submitting {args.backlog:,} applications for people missing from the registries")
+        await backlog.submit_backlog(target, args.people, args.seed, args.backlog)
+    await settle_backlog(store)
+    pending = await store.pending()
+    log(f"  {pending:,} applications pending, parked")
+    return pending
+
+
+async def settle_backlog(store: backlog.Store) -> None:
+    """Park the backlog, and again once checks in flight have been written (a check that
+    settles after the first park schedules its application a second ahead)."""
+    await store.park()
+    await asyncio.sleep(2)
+    await store.park()
 
 
 def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
@@ -569,6 +636,13 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
         )
         log("writing the request bodies")
         population.write_issue_bodies(data, args.people, args.seed)
+        if "issue_backlog" in args.phases:
+            # From the population's other half: the Issue phase's first calls issue new
+            # certificates, and so must this one's (a re-issue is cheaper), to compare.
+            population.write_bodies(
+                data, "issue_backlog",
+                population.issue_bodies(args.people, args.seed, start=args.people // 2),
+            )  # fmt: skip
 
         serve = [
             *regfed_command(), "serve", "--no-seed", "--listen", target,
@@ -581,6 +655,8 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
         env.pop("REGFED_CONFIG", None)
         token_file = observability_env(args.observability, home, args.port + 2, env)
         metadata = token_metadata(token_file)
+        env.setdefault("REGFED_RECONCILE_INTERVAL", RECONCILE_INTERVAL)
+        env.setdefault("REGFED_APPLICATION_KEY_FILE", str(application_key(home)))
         log(f"starting regfed on {target} and the echo server on {echo_target}")
         server = children.start(serve, logs / "server.log", env=env)
         echo = children.start(
@@ -599,18 +675,38 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             )
             log(f"  {count} codes")
 
+        store = backlog.Store(pop.store)
+        pending = 0
+        if BACKLOG_PHASES & set(args.phases):
+            pending = asyncio.run(prepare_backlog(store, target, args))
+
         settings = Settings(
             args.duration, args.warmup, args.concurrency, args.connections, args.processes,
             args.timeout,
         )  # fmt: skip
         phases: dict[str, Any] = {}
+        reconcile: dict[str, Any] | None = None
         for name in args.phases:
             for proc, what in ((server, "regfed"), (echo, "the echo server")):
                 if proc.poll() is not None:
                     raise RuntimeError(
                         f"{what} exited ({proc.returncode}) before the {name} phase: see {logs}"
                     )
-            if name == "echo":
+            if name == "reconcile":
+                log(f"one reconciler pass over {pending:,} pending applications")
+                reconcile = asyncio.run(store.one_pass(pending, args.reconcile_limit))
+                log(f"  {reconcile['checked']:,} checked in {reconcile['seconds']} s")
+            elif name == "issue_backlog":
+                released = asyncio.run(store.release())
+                phases[name] = measure(
+                    children, name, "Issue", target, data / "issue_backlog.jsonl", server.pid,
+                    settings, logs,
+                )  # fmt: skip
+                checked, _ = asyncio.run(store.checked_since(released))
+                asyncio.run(settle_backlog(store))
+                phases[name]["backlog"] = {"pending": pending, "checked_during_phase": checked}
+                log(f"  the reconciler checked {checked:,} of {pending:,} during the phase")
+            elif name == "echo":
                 phases[name] = measure(
                     children, name, "Echo", echo_target, data / "issue.jsonl", echo.pid,
                     settings, logs, data_limit=10_000,
@@ -657,6 +753,9 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             "timeout": args.timeout,
             "workers": workers,
             "soak": args.soak,
+            "backlog": args.backlog,
+            "reconcile_interval": env["REGFED_RECONCILE_INTERVAL"],
+            "reconcile_rate": env.get("REGFED_RECONCILE_RATE", "default"),
             "load_generator": "bench/loadgen.py (grpc.aio, closed loop)",
             "observability": args.observability,
         },
@@ -668,6 +767,7 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
             "summary": pop.summary,
         },
         "phases": phases,
+        "reconcile": reconcile,
         "soak": soak,
     }
 

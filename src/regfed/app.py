@@ -34,13 +34,17 @@ from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPost
 from regfed.postgres.pool import create_pool
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
+from regfed.service.applications import ApplicationService, Schedule
 from regfed.service.issuing import IssueService
 from regfed.service.personkey import PersonKeyer
 from regfed.service.ports import Clock, utc_now
+from regfed.service.reconciler import Reconciler
 from regfed.service.revoking import RevocationService
+from regfed.service.sealing import KEY_BYTES, Sealer
 from regfed.service.stats import StatsService
 from regfed.service.trustlist import TrustListService
 from regfed.service.verifying import VerifyService
+from regfed.store.applications import ApplicationStore
 from regfed.store.audit import RefusalTrail
 from regfed.store.certificates import CertificateStore
 from regfed.store.migrate import migrate
@@ -89,6 +93,36 @@ def load_person_keyer(settings: Settings) -> PersonKeyer:
         create=settings.person_key_file is None,
     )
     return PersonKeyer(bytes.fromhex(secret))
+
+
+def load_application_sealer(settings: Settings) -> Sealer:
+    """The key sealing applications' personal data. The embedded demo creates one; with all
+    three DSNs set (production) it must be configured: a key made up on the spot would
+    leave the open applications unreadable after the next start elsewhere."""
+    if settings.application_key_file is None and not settings.embedded:
+        raise ConfigError(
+            "application_key_file: must be set when the store, city and federal DSNs are"
+        )
+    secret = read_secret(
+        settings.application_key_path,
+        setting="application_key_file",
+        create=settings.application_key_file is None,
+    )
+    if len(secret) != 2 * KEY_BYTES:
+        raise ConfigError(
+            f"application_key_file: {settings.application_key_path} must hold exactly "
+            f"{KEY_BYTES} bytes ({2 * KEY_BYTES} hex digits)"
+        )
+    return Sealer(bytes.fromhex(secret))
+
+
+def application_schedule(settings: Settings) -> Schedule:
+    """When pending applications are checked, from the settings."""
+    return Schedule(
+        interval=timedelta(seconds=settings.reconcile_interval),
+        max_backoff=timedelta(seconds=settings.reconcile_max_backoff),
+        ttl=timedelta(days=settings.application_ttl_days),
+    )
 
 
 def load_operator_token(settings: Settings) -> str:
@@ -176,6 +210,7 @@ class Application:
         self._serve_metrics = serve_metrics and self._collect_metrics
         self._authenticator: Authenticator | None = None
         self._refusals: RefusalTrail | None = None
+        self.reconciler: Reconciler | None = None
 
     async def start(self, *, seed_demo: bool = True) -> None:
         """Open everything in order and start serving."""
@@ -190,6 +225,7 @@ class Application:
         if self._collect_metrics:
             # Imported only now: prometheus-client reads PROMETHEUS_MULTIPROC_DIR on import.
             metrics = importlib.import_module("regfed.metrics")
+        sealer = load_application_sealer(settings)
         try:
             self.databases = dbs = await open_databases(settings, self._stack)
             if dbs.demo and seed_demo:
@@ -239,16 +275,28 @@ class Application:
                 load_certificates(settings.signing_keys_dir), settings.partner_trust_dir
             )
             clock = self.clock
+            issuance = IssueService(
+                federation=federation,
+                policy=settings.policy,
+                store=store,
+                denials=denials,
+                signer=signer,
+                keyer=keyer,
+                clock=clock,
+            )
+            application_store = ApplicationStore(store_pool)
+            applications = ApplicationService(
+                issuing=issuance,
+                store=application_store,
+                sealer=sealer,
+                keyer=keyer,
+                signer=signer,
+                schedule=application_schedule(settings),
+                clock=clock,
+            )
             servicer = CertificateServicer(
-                issuance=IssueService(
-                    federation=federation,
-                    policy=settings.policy,
-                    store=store,
-                    denials=denials,
-                    signer=signer,
-                    keyer=keyer,
-                    clock=clock,
-                ),
+                issuance=issuance,
+                applications=applications,
                 verification=VerifyService(
                     trust,
                     revocations,
@@ -257,9 +305,22 @@ class Application:
                 ),
                 trust_list=TrustListService(trust, store, clock=clock),
                 revocation=RevocationService(store, revocations, clock=clock),
-                stats=StatsService(store),
+                stats=StatsService(store, application_store),
                 clock=clock,
             )
+            # Stopped (cancelled) before the pools close: the stack unwinds in reverse.
+            self.reconciler = Reconciler(
+                applications,
+                application_store,
+                interval=settings.reconcile_interval,
+                concurrency=settings.reconcile_concurrency,
+                rate=settings.reconcile_rate,
+                postpone=timedelta(seconds=settings.reconcile_max_backoff),
+                clock=clock,
+                on_counts=metrics.applications_counted if metrics is not None else None,
+            )
+            await self.reconciler.start()
+            self._stack.push_async_callback(self.reconciler.stop)
             await self._serve(servicer)
         except BaseException:
             await self._stack.aclose()

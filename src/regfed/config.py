@@ -59,6 +59,7 @@ Seconds = Annotated[
     Field(gt=0, allow_inf_nan=False),
 ]
 Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+PerSecond = Seconds  # a positive, finite rate: validated like a duration
 
 
 class _Model(BaseModel):
@@ -183,6 +184,17 @@ class Settings(_Model):
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
     # of queueing until their deadlines pass.
     max_concurrent_rpcs: Count = 1000
+    # AES-256 key (64 hex digits) sealing open applications' personal data; default
+    # <home>/application.key, created for the embedded demo only: with all three DSNs set
+    # (production) it must be configured.
+    application_key_file: OptionalPath = None
+    reconcile_interval: Seconds = 60.0  # seconds between the reconciler's passes
+    # A pending application denied again and again waits longer between checks, up to this.
+    reconcile_max_backoff: Seconds = 3600.0
+    reconcile_concurrency: Count = 8  # checks in flight per process
+    # Checks started per second per process at most, so a backlog leaves Issue its CPU.
+    reconcile_rate: PerSecond = 300.0
+    application_ttl_days: Count = 30  # a pending application expires after this many days
     # Transport security. Without a certificate the server listens in plaintext, on loopback
     # only unless ``insecure``. The files are re-read when they change.
     tls_cert_file: OptionalPath = None  # the server's certificate chain (PEM)
@@ -242,6 +254,13 @@ class Settings(_Model):
         return (
             self.person_key_file if self.person_key_file is not None else self.home / "person.key"
         )
+
+    @property
+    def application_key_path(self) -> Path:
+        """Where the key sealing applications' personal data lives."""
+        if self.application_key_file is not None:
+            return self.application_key_file
+        return self.home / "application.key"
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with ``changes``, validated like everything else."""

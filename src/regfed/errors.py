@@ -28,6 +28,11 @@ Dependencies (retryable; nobody's input was wrong):
 - :class:`RegistryError` — one registry could not answer. It never reaches a caller:
   the federation turns it into a degraded answer or :class:`RegistriesUnavailable`.
 
+Data at rest (the operator's to fix; a caller sees only INTERNAL):
+
+- :class:`SealedDataError` — an application's sealed personal data cannot be opened with
+  the configured application key (the key was replaced, or the row was tampered with).
+
 A denial and a failed verification are answers, not errors: they are never raised.
 """
 
@@ -127,4 +132,15 @@ class RegistryError(RegfedError):
     """One registry could not answer (unreachable, refused, broken schema, ...).
 
     The message names the registry and the kind of failure only.
+    """
+
+
+# --- data at rest -----------------------------------------------------------------------
+
+
+class SealedDataError(RegfedError):
+    """Sealed data cannot be opened: the application key is not the one that sealed it, or
+    the ciphertext (or the row it is bound to) was altered. Never retryable by a caller.
+
+    The message names what could not be opened, never its content.
     """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from prometheus_client.registry import REGISTRY
 
 from regfed.domain.model import DenialReason
 from regfed.federation.fanout import SourceOutcome
-from regfed.service.ports import CertificateRecord
+from regfed.service.ports import ApplicationStatus, CertificateRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -87,6 +88,12 @@ def certificate_recorded(record: CertificateRecord) -> None:
 def denial_counted(reason: DenialReason) -> None:
     """One denial."""
     denials.labels(reason.value).inc()
+
+
+def applications_counted(by_status: Mapping[ApplicationStatus, int]) -> None:
+    """The store's applications by status, as the reconciler counted them after a pass."""
+    for status, count in by_status.items():
+        applications.labels(status.value).set(count)
 
 
 class Endpoint:

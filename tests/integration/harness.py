@@ -3,6 +3,7 @@ the real composition root, a real grpc.aio server on a loopback port."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,8 +22,18 @@ from regfed.v1 import certificate_service_pb2 as pb
 from tests.conftest import CreateDatabase
 
 
+def application_key(home: Path) -> Path:
+    """A fresh application key file in ``home`` (mode 0600), as an operator provisions it."""
+    path = home / "application.key"
+    path.write_text(secrets.token_hex(32), encoding="ascii")
+    path.chmod(0o600)
+    return path
+
+
 async def demo_settings(create_database: CreateDatabase, home: Path) -> Settings:
-    """Settings for a server over fresh, seeded databases, with a key in ``home/keys``."""
+    """Settings for a server over fresh, seeded databases, with a key in ``home/keys`` and
+    an application key in ``home`` (all three DSNs are set: as in production, the key must
+    be configured)."""
     keys = home / "keys"
     keys.mkdir(mode=0o700)
     generate_signing_key(keys, "test-signer")
@@ -37,6 +48,7 @@ async def demo_settings(create_database: CreateDatabase, home: Path) -> Settings
         federal_dsn=federal,
         home=home,
         keys_dir=keys,
+        application_key_file=application_key(home),
         grace=0.5,
     )
 

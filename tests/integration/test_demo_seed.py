@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from regfed.demo.people import DEMO_PEOPLE, Dose, Illness, LabTest, RawDocument, readme_table
+from regfed.demo.people import (
+    DEMO_PEOPLE,
+    Dose,
+    Illness,
+    LabTest,
+    RawDocument,
+    late_person,
+    readme_table,
+)
 from regfed.demo.schema import registry_ddl
-from regfed.demo.seed import seed_demo
+from regfed.demo.seed import arrive, seed_demo
 from regfed.domain.identifiers import normalise_snils
 from regfed.domain.model import PersonQuery, Registry
 from regfed.domain.vaccines import DEFAULT_VACCINES
@@ -154,3 +162,27 @@ async def test_adapters_find_each_demo_person_where_registered(
                     + len(in_federal.lab_results)
                     == len(person.federal_events) - raw
                 )
+
+
+async def test_a_late_record_arrives_and_a_reseed_takes_it_back(
+    create_database: CreateDatabase,
+) -> None:
+    """``arrive`` puts the late person's federal record in (twice is once); the federal
+    adapter then finds their full series; seeding again removes it, for the next demo."""
+    person = late_person("ЗАЙЦЕВ")
+    index = DEMO_PEOPLE.index(person)
+    city_dsn = await create_database(registry_ddl("city"))
+    federal_dsn = await create_database(registry_ddl("federal"))
+    await seed_demo(city_dsn, federal_dsn, NOW)
+    async with asyncpg.create_pool(federal_dsn, min_size=1, max_size=2) as pool:
+        federal = FederalRegistry(pool, DEFAULT_VACCINES)
+        assert await federal.find(query_for(index)) is None
+        assert await arrive(federal_dsn, person, NOW) == len(person.arrives)
+        assert await arrive(federal_dsn, person, NOW + timedelta(days=1)) == len(person.arrives)
+        record = await federal.find(query_for(index))
+        assert record is not None
+        assert len(record.vaccinations) == len(person.arrives)
+        await seed_demo(city_dsn, federal_dsn, NOW)
+        assert await federal.find(query_for(index)) is None
+    with pytest.raises(ValueError, match="Зайцев"):
+        late_person("Белова")

@@ -33,6 +33,7 @@ async def stub() -> AsyncIterator[Stub]:
     unused: Any = None
     servicer = CertificateServicer(
         issuance=ExplodingIssuance(),  # type: ignore[arg-type]
+        applications=unused,
         verification=unused,
         trust_list=unused,
         revocation=unused,

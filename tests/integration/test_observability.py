@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ PORTAL_TOKEN = "observability-portal-token-" + "5" * 16
 SERVICE = "regfed.v1.CertificateService"
 VACCINATED = next(p for p in DEMO_PEOPLE if p.outcome == "VACCINATION")
 DENIED = next(p for p in DEMO_PEOPLE if p.outcome == "DENIED:ACTIVE_ILLNESS")
+LATE = next(p for p in DEMO_PEOPLE if p.arrives)
+CONTACTS = ("zaitsev.a@example.org", "+7 916 555-01-23")  # applications' contacts
 
 
 def observed_settings(base: Settings) -> Settings:
@@ -161,9 +164,32 @@ async def test_metrics_change_as_calls_are_made(app: Application) -> None:
     # A new certificate the first time this person is issued one in the store.
     issued = "regfed_certificates_issued_total"
     assert value(after, issued, kind="vaccination", source="city") >= 1
-    assert (
-        any(name == "regfed_applications" for name, _ in after) or True
-    )  # defined, fed by issue 10
+
+
+async def test_applications_gauge_follows_the_store(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """After each reconciler pass regfed_applications holds the store's count per status."""
+    base = await demo_settings(create_database, tmp_path)
+    async with running(observed_settings(base), reconcile_interval=0.2) as application:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{application.port}") as channel:
+            await pb_grpc.CertificateServiceStub(channel).SubmitApplication(
+                pb.SubmitApplicationRequest(
+                    person=person_message(LATE),
+                    contact=CONTACTS[0],
+                    category=pb.APPLICATION_CATEGORY_VACCINATION_NOT_FOUND,
+                ),
+                metadata=portal(),
+                timeout=10,
+            )
+        for _ in range(100):  # bounded: 100 scrapes, 0.1 s apart
+            _, samples = await asyncio.to_thread(scrape, application)
+            if value(samples, "regfed_applications", status="pending") == 1:
+                break
+            await asyncio.sleep(0.1)
+    assert value(samples, "regfed_applications", status="pending") == 1
+    assert ("regfed_applications", frozenset({("status", "issued")})) in samples
+    assert value(samples, "regfed_applications", status="issued") == 0
 
 
 async def test_json_lines_carry_the_request_id_returned_to_the_caller(
@@ -237,7 +263,7 @@ def personal_data() -> set[str]:
             found |= {f"{s[:3]}-{s[3:6]}-{s[6:9]} {s[9:]}", f"{s[:3]}-{s[3:6]}-{s[6:9]}"}
         if person.passport:
             found.add(f"{person.passport[:4]} {person.passport[4:]}")
-    return found
+    return found | {*CONTACTS, "916 555-01-23", "9165550123"}
 
 
 async def exercise_every_path(app: Application, stub: Stub) -> None:
@@ -289,10 +315,32 @@ async def exercise_every_path(app: Application, stub: Stub) -> None:
                               metadata=(("authorization", "Bearer guess"),)))  # fmt: skip
     await stub.GetStats(pb.GetStatsRequest(), metadata=operator(app), timeout=10)
     await attempt(stub.GetStats(pb.GetStatsRequest(), metadata=portal(), timeout=10))
-    await attempt(stub.SubmitApplication(
-        pb.SubmitApplicationRequest(person=person_message(DENIED)), metadata=portal(), timeout=10
-    ))  # fmt: skip
+    await attempt(
+        stub.SubmitApplication(
+            pb.SubmitApplicationRequest(person=person_message(DENIED)),
+            metadata=portal(),
+            timeout=10,
+        )
+    )  # fmt: skip  (no category: INVALID_ARGUMENT)
+    for person, contact in zip((LATE, VACCINATED), CONTACTS, strict=True):  # PENDING, ISSUED
+        submitted = await stub.SubmitApplication(
+            pb.SubmitApplicationRequest(
+                person=person_message(person),
+                contact=contact,
+                category=pb.APPLICATION_CATEGORY_VACCINATION_NOT_FOUND,
+            ),
+            metadata=portal(),
+            timeout=10,
+        )
+        await stub.GetApplication(
+            pb.GetApplicationRequest(application_id=submitted.application_id),
+            metadata=portal(),
+            timeout=10,
+        )
     await attempt(stub.GetApplication(pb.GetApplicationRequest(), metadata=portal(), timeout=10))
+    await attempt(stub.GetApplication(
+        pb.GetApplicationRequest(application_id=str(uuid.uuid4())), metadata=portal(), timeout=10
+    ))  # fmt: skip
 
     # A registry down: degraded answers, and UNAVAILABLE where a denial could be overturned.
     assert app.settings.city_dsn is not None

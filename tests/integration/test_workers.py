@@ -56,6 +56,7 @@ async def test_workers_share_the_port_and_stop_together(
         REGFED_FEDERAL_DSN=settings.federal_dsn or "",
         REGFED_HOME=str(tmp_path),
         REGFED_KEYS_DIR=str(settings.keys_dir),
+        REGFED_APPLICATION_KEY_FILE=str(settings.application_key_file),
         REGFED_LISTEN=target,
     )
     supervisor = await asyncio.create_subprocess_exec(
@@ -107,6 +108,7 @@ async def test_workers_report_one_metrics_view(
         REGFED_FEDERAL_DSN=settings.federal_dsn or "",
         REGFED_HOME=str(tmp_path),
         REGFED_KEYS_DIR=str(settings.keys_dir),
+        REGFED_APPLICATION_KEY_FILE=str(settings.application_key_file),
         REGFED_LISTEN=target,
         REGFED_METRICS_LISTEN=metrics,
     )

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +40,7 @@ def load(name: str) -> ModuleType:
 
 loadgen = load("loadgen")
 population = load("population")
+backlog = load("backlog")
 echo_server = load("echo_server")
 
 
@@ -102,6 +104,21 @@ def test_generated_population_bodies_parse_as_requests(tmp_path: Path) -> None:
     assert loadgen.load_bodies(verify, "Verify") == [
         pb.VerifyRequest(qr_payload="HC1:EXAMPLE").SerializeToString()
     ]
+
+
+def test_backlog_bodies_are_applications_of_people_outside_the_population() -> None:
+    """The backlog's bodies parse as SubmitApplicationRequest, with a category and a
+    contact, for people past the last populated index (so no registry knows them)."""
+    from regfed.api.validation import application_submission
+
+    bodies = list(backlog.backlog_bodies(300, 1, 50))
+    populated = {b["person"]["snils"] for b in population.issue_bodies(300, 1)}
+    assert len(bodies) == 50
+    for body in bodies:
+        request = parse_strictly(body, pb.SubmitApplicationRequest)
+        assert isinstance(request, pb.SubmitApplicationRequest)
+        application_submission(request, date(2026, 12, 2))  # valid as the server sees it
+        assert request.person.snils not in populated
 
 
 def test_loadgen_refuses_a_body_that_is_not_the_request(tmp_path: Path) -> None:

@@ -91,6 +91,13 @@ def test_invalid_settings_are_named(tmp_path: Path, content: str, named: str) ->
         ("REGFED_GRACE", "-2"),
         ("REGFED_STORE_POOL_SIZE", "true"),
         ("REGFED_MAX_CONCURRENT_RPCS", "0"),
+        ("REGFED_RECONCILE_INTERVAL", "0"),
+        ("REGFED_RECONCILE_INTERVAL", "inf"),
+        ("REGFED_RECONCILE_RATE", "-1"),
+        ("REGFED_RECONCILE_CONCURRENCY", "0"),
+        ("REGFED_RECONCILE_MAX_BACKOFF", "nan"),
+        ("REGFED_APPLICATION_TTL_DAYS", "0"),
+        ("REGFED_APPLICATION_TTL_DAYS", "1.5"),
     ],
 )
 def test_invalid_environment_values_are_named(variable: str, value: str) -> None:
@@ -178,3 +185,21 @@ def test_token_hash_errors_never_quote_the_value(tmp_path: Path) -> None:
         load_settings(config, env={})
     assert "s3cret" not in str(caught.value)
     assert "auth.tokens.operator" in str(caught.value)
+
+
+def test_application_settings_from_the_environment() -> None:
+    """The reconciler's interval, the time to live and the application key are settings,
+    with the defaults the contract names."""
+    defaults = load_settings(env={})
+    assert (defaults.reconcile_interval, defaults.application_ttl_days) == (60.0, 30)
+    assert defaults.application_key_path == Path(".regfed/application.key")
+    settings = load_settings(
+        env={
+            "REGFED_RECONCILE_INTERVAL": "0.5",
+            "REGFED_APPLICATION_TTL_DAYS": "7",
+            "REGFED_APPLICATION_KEY_FILE": "/run/secrets/application.key",
+        }
+    )
+    assert settings.reconcile_interval == 0.5
+    assert settings.application_ttl_days == 7
+    assert settings.application_key_path == Path("/run/secrets/application.key")

@@ -10,6 +10,7 @@ from regfed.api import convert
 from regfed.domain.model import MOSCOW, CertificateKind, DenialReason, Registry
 from regfed.hcert.trust import trusted_key_from_certificate
 from regfed.hcert.verify import Verdict, Verification
+from regfed.service.ports import ApplicationCategory, ApplicationStatus
 from regfed.service.stats import Stats
 from regfed.v1 import certificate_service_pb2 as pb
 from tests.hc1_reference import new_partner
@@ -24,6 +25,9 @@ def test_stats_labels_are_the_contracts_enum_names() -> None:
                 (CertificateKind.RECOVERY, frozenset({Registry.FEDERAL, Registry.CITY})): 1,
             },
             denials={DenialReason.NOT_FOUND: 5, DenialReason.ACTIVE_ILLNESS: 1},
+            applications={},
+            median_time_to_code=None,
+            applications_with_code=0,
         )
     )
     assert [(c.label, c.count) for c in response.issued] == [
@@ -82,3 +86,29 @@ def test_verify_response_keeps_valid_from_and_issued_at_apart() -> None:
     unsigned = convert.verify_response(Verification(Verdict.MALFORMED, "bad"), issued_at)
     assert not unsigned.HasField("valid_from")
     assert not unsigned.HasField("issued_at")
+
+
+def test_application_stats_by_status_and_by_category_and_status() -> None:
+    """Applications are totalled by status, and broken down by category and status; the
+    median is a Duration, absent when no application got a code."""
+    vaccination, other = ApplicationCategory.VACCINATION_NOT_FOUND, ApplicationCategory.OTHER
+    counts = {
+        (vaccination, ApplicationStatus.ISSUED): 3,
+        (other, ApplicationStatus.ISSUED): 1,
+        (other, ApplicationStatus.PENDING): 2,
+    }
+    response = convert.stats(
+        Stats({}, {}, counts, timedelta(hours=1, microseconds=5), applications_with_code=4)
+    )
+    assert [(c.label, c.count) for c in response.applications] == [
+        ("APPLICATION_STATUS_ISSUED", 4),
+        ("APPLICATION_STATUS_PENDING", 2),
+    ]
+    assert [c.label for c in response.applications_by_category] == [
+        "APPLICATION_CATEGORY_OTHER/APPLICATION_STATUS_ISSUED",
+        "APPLICATION_CATEGORY_OTHER/APPLICATION_STATUS_PENDING",
+        "APPLICATION_CATEGORY_VACCINATION_NOT_FOUND/APPLICATION_STATUS_ISSUED",
+    ]
+    assert response.median_time_to_code.ToTimedelta() == timedelta(hours=1, microseconds=5)
+    assert response.applications_with_code == 4
+    assert not convert.stats(Stats({}, {}, {}, None, 0)).HasField("median_time_to_code")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from regfed.domain.denials import DENIAL_TEXT, DenialText, denial_text
+from regfed.domain.denials import DENIAL_TEXT, DenialText, application_denial_text, denial_text
 from regfed.domain.model import DenialReason
 
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -59,3 +59,15 @@ def test_denial_text_is_frozen() -> None:
 def test_hint_names_the_next_step(reason: DenialReason, next_step: str) -> None:
     """Each hint tells the person what to do next (application, test, series, clinic)."""
     assert next_step in denial_text(reason).hint
+
+
+def test_an_application_is_not_told_to_apply() -> None:
+    """For a pending application, NOT_FOUND's hint says it is being re-checked instead of
+    offering an application; every other reason keeps Issue's text."""
+    text = application_denial_text(DenialReason.NOT_FOUND)
+    assert "заявление на портале" in denial_text(DenialReason.NOT_FOUND).hint
+    assert "заявление на портале" not in text.hint
+    assert "проверяем" in text.hint
+    assert text.message == denial_text(DenialReason.NOT_FOUND).message
+    for reason in set(DenialReason) - {DenialReason.NOT_FOUND}:
+        assert application_denial_text(reason) is denial_text(reason)

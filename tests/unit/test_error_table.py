@@ -18,6 +18,7 @@ from regfed.errors import (
     RegfedError,
     RegistriesUnavailable,
     RegistryError,
+    SealedDataError,
     StoreUnavailable,
     Unauthenticated,
     Unavailable,
@@ -93,6 +94,7 @@ def test_unavailable_says_which_dependency_and_when_to_retry(
         RegistryError("city"),
         ConfigError("x"),
         KeyFileError("k"),
+        SealedDataError("sealed person data does not open with the application key"),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -28,6 +28,10 @@ def production(tmp_path: Path, **changes: object) -> Settings:
     if not token.exists():
         token.write_text("cd" * 32)
         token.chmod(0o600)
+    application_key = tmp_path / "application.key"
+    if not application_key.exists():
+        application_key.write_text("ef" * 32)
+        application_key.chmod(0o600)
     values: dict[str, object] = {
         "store_dsn": UNREACHABLE,
         "city_dsn": UNREACHABLE,
@@ -36,6 +40,7 @@ def production(tmp_path: Path, **changes: object) -> Settings:
         "keys_dir": keys,
         "person_key_file": person_key,
         "operator_token_file": token,
+        "application_key_file": application_key,
     }
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]
@@ -56,7 +61,9 @@ async def test_group_readable_signing_key_refuses_to_start(tmp_path: Path) -> No
         await Application(production(tmp_path)).start()
 
 
-@pytest.mark.parametrize("setting", ["person_key_file", "operator_token_file"])
+@pytest.mark.parametrize(
+    "setting", ["person_key_file", "operator_token_file", "application_key_file"]
+)
 async def test_configured_secret_file_missing_refuses_to_start(
     tmp_path: Path, setting: str
 ) -> None:
@@ -99,3 +106,34 @@ def test_loopback_without_auth_is_open(tmp_path: Path) -> None:
     from regfed.app import build_authenticator
 
     assert build_authenticator(production(tmp_path), None, "ab" * 32) is None
+
+
+async def test_production_without_an_application_key_refuses_to_start(tmp_path: Path) -> None:
+    """With all three DSNs set, no application key is made up: it must be configured (a
+    new one each start would leave the open applications unreadable)."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    settings = production(tmp_path, application_key_file=None)
+    with pytest.raises(ConfigError, match="application_key_file: must be set"):
+        await Application(settings).start()
+
+
+@pytest.mark.parametrize("content", ["ab" * 31, "ab" * 33, "zz" * 32])
+async def test_an_application_key_of_the_wrong_size_refuses_to_start(
+    tmp_path: Path, content: str
+) -> None:
+    """AES-256 needs exactly 32 bytes: 64 hex digits, no more, no fewer."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    key = tmp_path / "short.key"
+    key.write_text(content)
+    key.chmod(0o600)
+    with pytest.raises(ConfigError, match="application_key_file"):
+        await Application(production(tmp_path, application_key_file=key)).start()
+
+
+async def test_group_readable_application_key_refuses_to_start(tmp_path: Path) -> None:
+    """An application key others can read stops the start."""
+    generate_signing_key(tmp_path / "keys", "signer")
+    settings = production(tmp_path)
+    (tmp_path / "application.key").chmod(0o640)
+    with pytest.raises(ConfigError, match="application_key_file"):
+        await Application(settings).start()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from regfed.domain.denials import denial_text
+from regfed.domain.denials import DenialText, application_denial_text, denial_text
 from regfed.domain.model import (
     CertificateKind,
     DenialReason,
@@ -23,7 +23,9 @@ from regfed.federation.fanout import SourceOutcome, SourceStatus
 from regfed.hcert.labels import ES256, ES384, ES512, PS256
 from regfed.hcert.trust import TrustedKey
 from regfed.hcert.verify import Verdict, Verification
+from regfed.service.applications import ApplicationCertificate, ApplicationView
 from regfed.service.issuing import IssuedCertificate, IssueResult
+from regfed.service.ports import ApplicationCategory, ApplicationStatus
 from regfed.service.stats import Stats
 from regfed.service.trustlist import TrustListView
 from regfed.v1 import certificate_service_pb2 as pb
@@ -62,7 +64,11 @@ def timestamp(instant: datetime) -> timestamp_pb2.Timestamp:
     )
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
+def _duration(seconds: float | timedelta) -> duration_pb2.Duration:
+    if isinstance(seconds, timedelta):
+        return duration_pb2.Duration(
+            seconds=seconds.days * 86_400 + seconds.seconds, nanos=seconds.microseconds * 1_000
+        )
     whole = int(seconds)
     return duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
@@ -105,21 +111,30 @@ def source_report(outcome: SourceOutcome) -> pb.SourceReport:
     )
 
 
-def certificate(issued: IssuedCertificate) -> pb.Certificate:
-    """The Certificate message of an issued certificate."""
+def certificate(issued: IssuedCertificate | ApplicationCertificate) -> pb.Certificate:
+    """The Certificate message of an issued certificate (from Issue, or an application's)."""
     record = issued.record
-    return pb.Certificate(
+    basis = issued.grant.basis if isinstance(issued, IssuedCertificate) else issued.basis
+    message = pb.Certificate(
         uvci=record.uvci,
         kind=KIND[record.kind],
         valid_from=timestamp(record.valid_from),
         valid_until=timestamp(record.valid_until),
         issued_at=timestamp(record.issued_at),
         qr_payload=issued.qr_text,
-        qr_image=issued.image,
-        qr_media_type=issued.image_media_type,
         key_id=key_id(issued.kid),
-        basis=[basis_event(e) for e in issued.grant.basis],
+        basis=[basis_event(e) for e in basis],
     )
+    if isinstance(issued, IssuedCertificate):
+        message.qr_image = issued.image
+        message.qr_media_type = issued.image_media_type
+    return message
+
+
+def denial(reason: DenialReason, text: DenialText | None = None) -> pb.Denial:
+    """A denial with its message and hint for the person (``text``, else Issue's)."""
+    text = text or denial_text(reason)
+    return pb.Denial(reason=DENIAL_REASON[reason], message=text.message, hint=text.hint)
 
 
 def issue_response(result: IssueResult) -> pb.IssueResponse:
@@ -132,12 +147,42 @@ def issue_response(result: IssueResult) -> pb.IssueResponse:
         response.certificate.CopyFrom(certificate(result.certificate))
     else:
         assert result.denial is not None
-        text = denial_text(result.denial)
         response.outcome = pb.OUTCOME_DENIED
-        response.denial.CopyFrom(
-            pb.Denial(reason=DENIAL_REASON[result.denial], message=text.message, hint=text.hint)
-        )
+        response.denial.CopyFrom(denial(result.denial))
     return response
+
+
+APPLICATION_STATUS = {
+    ApplicationStatus.PENDING: pb.APPLICATION_STATUS_PENDING,
+    ApplicationStatus.ISSUED: pb.APPLICATION_STATUS_ISSUED,
+    ApplicationStatus.EXPIRED: pb.APPLICATION_STATUS_EXPIRED,
+}
+APPLICATION_CATEGORY = {
+    ApplicationCategory.VACCINATION_NOT_FOUND: pb.APPLICATION_CATEGORY_VACCINATION_NOT_FOUND,
+    ApplicationCategory.ILLNESS_NOT_FOUND: pb.APPLICATION_CATEGORY_ILLNESS_NOT_FOUND,
+    ApplicationCategory.OTHER: pb.APPLICATION_CATEGORY_OTHER,
+}
+
+
+def application(view: ApplicationView) -> pb.Application:
+    """An application: where it stands, its last denial, its certificate once issued."""
+    record = view.application
+    message = pb.Application(
+        application_id=str(record.id),
+        status=APPLICATION_STATUS[record.status],
+        category=APPLICATION_CATEGORY[record.category],
+        submitted_at=timestamp(record.submitted_at),
+        checks=record.checks,
+    )
+    for name in ("checked_at", "closed_at", "next_check_at"):
+        instant = getattr(record, name)
+        if instant is not None:
+            getattr(message, name).CopyFrom(timestamp(instant))
+    if record.denial is not None:
+        message.denial.CopyFrom(denial(record.denial, application_denial_text(record.denial)))
+    if view.certificate is not None:
+        message.certificate.CopyFrom(certificate(view.certificate))
+    return message
 
 
 ALGORITHM = {
@@ -217,7 +262,8 @@ def _sources_label(sources: frozenset[Registry]) -> str:
 
 def stats(counts: Stats) -> pb.GetStatsResponse:
     """GetStats: issued by kind and sources ("CERTIFICATE_KIND_TEST/REGISTRY_CITY+..."),
-    denials by reason; labels are the contract's enum names, sorted."""
+    denials by reason, applications by status and by category and status, the median time
+    to a code; labels are the contract's enum names, sorted."""
     issued = [
         pb.Count(
             label=f"{pb.CertificateKind.Name(KIND[kind])}/{_sources_label(sources)}",
@@ -229,7 +275,20 @@ def stats(counts: Stats) -> pb.GetStatsResponse:
         pb.Count(label=pb.DenialReason.Name(DENIAL_REASON[reason]), count=count)
         for reason, count in counts.denials.items()
     ]
-    return pb.GetStatsResponse(
+    by_status: dict[str, int] = {}
+    by_category = []
+    for (category, status), count in counts.applications.items():
+        status_name = pb.ApplicationStatus.Name(APPLICATION_STATUS[status])
+        by_status[status_name] = by_status.get(status_name, 0) + count
+        category_name = pb.ApplicationCategory.Name(APPLICATION_CATEGORY[category])
+        by_category.append(pb.Count(label=f"{category_name}/{status_name}", count=count))
+    response = pb.GetStatsResponse(
         issued=sorted(issued, key=lambda c: c.label),
         denials=sorted(denials, key=lambda c: c.label),
+        applications=[pb.Count(label=k, count=v) for k, v in sorted(by_status.items())],
+        applications_by_category=sorted(by_category, key=lambda c: c.label),
+        applications_with_code=counts.applications_with_code,
     )
+    if counts.median_time_to_code is not None:
+        response.median_time_to_code.CopyFrom(_duration(counts.median_time_to_code))
+    return response

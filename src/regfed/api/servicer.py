@@ -12,9 +12,18 @@ import grpc
 from regfed import logs
 from regfed.api import auth, convert
 from regfed.api.errors import rpc_boundary
-from regfed.api.validation import person_query, revocation, verify_at, verify_payload
+from regfed.api.validation import (
+    application_id,
+    application_submission,
+    person_query,
+    revocation,
+    stats_window,
+    verify_at,
+    verify_payload,
+)
 from regfed.domain.model import moscow_date
-from regfed.errors import FieldViolation, InvalidRequest, NotServed
+from regfed.errors import FieldViolation, InvalidRequest
+from regfed.service.applications import ApplicationService
 from regfed.service.audit import Actor
 from regfed.service.issuing import ImageFormat, IssueService
 from regfed.service.ports import Clock
@@ -41,6 +50,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         self,
         *,
         issuance: IssueService,
+        applications: ApplicationService,
         verification: VerifyService,
         trust_list: TrustListService,
         revocation: RevocationService,
@@ -48,6 +58,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         clock: Clock,
     ) -> None:
         self._issuance = issuance
+        self._applications = applications
         self._verification = verification
         self._trust_list = trust_list
         self._revocation = revocation
@@ -93,21 +104,31 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
     async def SubmitApplication(  # noqa: N802
         self, request: pb.SubmitApplicationRequest, context: Context
     ) -> pb.Application:
-        """Not served yet."""
-        raise NotServed("applications are not served yet")
+        """Record an application, asking the registries at once: ISSUED or PENDING."""
+        query, contact, category = application_submission(request, moscow_date(self._clock()))
+        view = await self._applications.submit(
+            query,
+            contact=contact,
+            category=category,
+            remaining=context.time_remaining(),
+            actor=_actor(),
+        )
+        return convert.application(view)
 
     @rpc_boundary
     async def GetApplication(  # noqa: N802
         self, request: pb.GetApplicationRequest, context: Context
     ) -> pb.Application:
-        """Not served yet."""
-        raise NotServed("applications are not served yet")
+        """An application's status, and its certificate once issued."""
+        view = await self._applications.get(application_id(request.application_id))
+        return convert.application(view)
 
     @rpc_boundary
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:  # noqa: N802
-        """Counts of live certificates and of denials (denials reach the store in batches,
-        every few seconds)."""
-        return convert.stats(await self._stats.stats())
+        """Counts of live certificates, denials (they reach the store in batches, every few
+        seconds) and applications, over an optional window."""
+        since, until = stats_window(request)
+        return convert.stats(await self._stats.stats(since, until))
 
 
 def _actor() -> Actor:

@@ -6,6 +6,8 @@ field, never what the field held.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -21,6 +23,7 @@ from regfed.domain.model import PersonQuery
 from regfed.errors import FieldViolation, InvalidField, InvalidRequest
 from regfed.hcert.labels import UVCI_PREFIX
 from regfed.hcert.payload import MAX_TEXT
+from regfed.service.ports import ApplicationCategory
 from regfed.v1 import certificate_service_pb2 as pb
 
 MAX_NAME_LENGTH = 100
@@ -127,3 +130,88 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
     if violations:
         raise InvalidRequest(violations)
     return uvci, reason
+
+
+MAX_CONTACT_LENGTH = 200
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+?[0-9()\- ]+")
+_PHONE_DIGITS = range(5, 16)  # E.164 allows at most 15
+CATEGORY = {
+    pb.APPLICATION_CATEGORY_VACCINATION_NOT_FOUND: ApplicationCategory.VACCINATION_NOT_FOUND,
+    pb.APPLICATION_CATEGORY_ILLNESS_NOT_FOUND: ApplicationCategory.ILLNESS_NOT_FOUND,
+    pb.APPLICATION_CATEGORY_OTHER: ApplicationCategory.OTHER,
+}
+
+
+def _contact(raw: str, violations: list[FieldViolation]) -> str:
+    """An e-mail address or a phone number, stripped; a violation otherwise."""
+    contact = raw.strip()
+    digits = sum(c.isdigit() for c in contact)
+    if not contact:
+        violations.append(FieldViolation("contact", "must not be empty"))
+    elif len(contact) > MAX_CONTACT_LENGTH:
+        violations.append(
+            FieldViolation("contact", f"must be at most {MAX_CONTACT_LENGTH} characters")
+        )
+    elif not (_EMAIL.fullmatch(contact) or (_PHONE.fullmatch(contact) and digits in _PHONE_DIGITS)):
+        violations.append(FieldViolation("contact", "must be an e-mail address or a phone number"))
+    return contact
+
+
+def application_submission(
+    request: pb.SubmitApplicationRequest, today: date
+) -> tuple[PersonQuery, str, ApplicationCategory]:
+    """The person (validated exactly as for Issue), contact and category of a submission,
+    or InvalidRequest naming every field at fault."""
+    violations: list[FieldViolation] = []
+    query: PersonQuery | None = None
+    try:
+        query = person_query(request.person, today)
+    except InvalidRequest as exc:
+        violations += exc.violations
+    contact = _contact(request.contact, violations)
+    category = CATEGORY.get(request.category)
+    if category is None:
+        violations.append(
+            FieldViolation("category", "must be VACCINATION_NOT_FOUND, ILLNESS_NOT_FOUND or OTHER")
+        )
+    if violations or query is None or category is None:
+        raise InvalidRequest(violations)
+    return query, contact, category
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def application_id(text: str) -> uuid.UUID:
+    """An application id as SubmitApplication gives it (a UUID), or InvalidRequest."""
+    text = text.strip()
+    if not _UUID.fullmatch(text):
+        raise InvalidRequest(
+            [FieldViolation("application_id", "must be a UUID, as SubmitApplication returned")]
+        )
+    return uuid.UUID(text)
+
+
+def stats_window(request: pb.GetStatsRequest) -> tuple[datetime | None, datetime | None]:
+    """GetStats' optional window, or InvalidRequest when it is out of range or empty."""
+    violations: list[FieldViolation] = []
+
+    def bound(name: str, present: bool, value: timestamp_pb2.Timestamp) -> datetime | None:
+        if not present:
+            return None
+        try:
+            return verify_at(value)
+        except InvalidRequest:
+            violations.append(
+                FieldViolation(name, "must be a timestamp between years 1 and 9999 (UTC)")
+            )
+            return None
+
+    since = bound("since", request.HasField("since"), request.since)
+    until = bound("until", request.HasField("until"), request.until)
+    if since is not None and until is not None and until <= since:
+        violations.append(FieldViolation("until", "must be after since"))
+    if violations:
+        raise InvalidRequest(violations)
+    return since, until

@@ -197,18 +197,7 @@ def describe_issue(response: pb.IssueResponse) -> str:
     """The outcome of an Issue call, in words."""
     lines: list[str] = []
     if response.outcome == pb.OUTCOME_ISSUED:
-        cert = response.certificate
-        lines += [
-            f"ISSUED: {_name(pb.CertificateKind, cert.kind, 'CERTIFICATE_KIND_')} certificate",
-            f"  UVCI:        {cert.uvci}",
-            f"  valid:       {when(cert.valid_from)} .. {when(cert.valid_until)}",
-            f"  key id:      {cert.key_id}",
-        ]
-        for event in cert.basis:
-            source = _name(pb.Registry, event.source, "REGISTRY_")
-            lines.append(
-                f"  basis:       {event.description} ({source}, {when(event.occurred_at)})"
-            )
+        lines += certificate_lines(response.certificate)
     else:
         lines += describe_denial(response.denial)
     for report in response.sources:
@@ -222,6 +211,20 @@ def describe_issue(response: pb.IssueResponse) -> str:
     if response.degraded:
         lines.append("  DEGRADED: a registry did not answer; the answer rests on the other")
     return "\n".join(lines)
+
+
+def certificate_lines(cert: pb.Certificate) -> list[str]:
+    """An issued certificate, as lines."""
+    lines = [
+        f"ISSUED: {_name(pb.CertificateKind, cert.kind, 'CERTIFICATE_KIND_')} certificate",
+        f"  UVCI:        {cert.uvci}",
+        f"  valid:       {when(cert.valid_from)} .. {when(cert.valid_until)}",
+        f"  key id:      {cert.key_id}",
+    ]
+    for event in cert.basis:
+        source = _name(pb.Registry, event.source, "REGISTRY_")
+        lines.append(f"  basis:       {event.description} ({source}, {when(event.occurred_at)})")
+    return lines
 
 
 def describe_denial(denial: pb.Denial) -> list[str]:

@@ -1,4 +1,5 @@
-"""The ``regfed`` command: serve, db migrate, demo seed, keys, issue."""
+"""The ``regfed`` command: serve, db migrate, demo seed and arrive, keys, issue,
+applications, stats."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from regfed import logs
+from regfed.cli.applications import applications, stats
 from regfed.cli.client import (
     EXIT_STATUSES,
     Connection,
@@ -81,7 +83,10 @@ Try it:
       "birth_date": "1985-04-12", "snils": "14628735990"}}}}' \\
       {listen} regfed.v1.CertificateService/Issue
   grpcurl -plaintext {listen} grpc.health.v1.Health/Check
-The README lists every demo person and what each gets.
+  .venv/bin/regfed applications submit --last-name Зайцев --first-name Артём \\
+      --birth-date 1993-07-14 --snils 30158294753 --contact zaitsev@example.org
+  .venv/bin/regfed demo arrive Зайцев      # then: regfed applications show ID
+The README lists every demo person and what each gets, and tells the late one's story.
 """
 
 
@@ -294,6 +299,52 @@ def demo_seed(ctx: click.Context, city_dsn: str | None, federal_dsn: str | None)
     click.echo("demo people seeded")
 
 
+@demo.command("arrive")
+@click.argument("name")
+@click.option(
+    "--federal-dsn",
+    help="A demo federal registry to write to, as `demo seed` was pointed. Unset: embedded.",
+)
+@click.pass_context
+def demo_arrive(ctx: click.Context, name: str, federal_dsn: str | None) -> None:
+    """Make a demo person's late record arrive in the federal registry (by last name).
+
+    Writes only to the embedded demo registry, or to --federal-dsn given on purpose: never
+    to the registry REGFED_FEDERAL_DSN configures for the server.
+    """
+    from regfed.demo.people import late_person
+
+    try:
+        person = late_person(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    settings = _settings(ctx)
+    if federal_dsn is None and settings.federal_dsn is not None:
+        raise click.UsageError(
+            "REGFED_FEDERAL_DSN is set: demo arrive writes only to the embedded demo registry"
+            " (or to --federal-dsn, given explicitly)"
+        )
+
+    async def run() -> int:
+        from regfed.demo.seed import arrive
+        from regfed.service.ports import utc_now
+
+        async with contextlib.AsyncExitStack() as stack:
+            if federal_dsn is not None:
+                dsn = federal_dsn
+            else:
+                from regfed.app import open_databases
+
+                dsn = (await open_databases(settings, stack)).federal
+            return await arrive(dsn, person, utc_now())
+
+    events = _run(run())
+    click.echo(
+        f"{person.last_name} {person.first_name}: the federal record arrived ({events} events);"
+        " a pending application gets its code at the reconciler's next check"
+    )
+
+
 @demo.command("populate")
 @click.option("--people", type=click.IntRange(1, 899_999_999), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same people.")
@@ -442,4 +493,6 @@ def revoke(ctx: click.Context, conn: Connection, uvci: str, reason: str) -> None
 
 main.add_command(issue)
 main.add_command(verify)
+main.add_command(applications)
+main.add_command(stats)
 trust.add_command(trust_fetch)

@@ -39,6 +39,7 @@ async def _prepare(
     """Secrets, databases, demo data and migrations, once; the workers' environment."""
     from regfed.app import (
         check_transport,
+        load_application_sealer,
         load_operator_token,
         load_person_keyer,
         load_signer,
@@ -50,6 +51,7 @@ async def _prepare(
     check_transport(settings)
     load_signer(settings, utc_now)
     load_person_keyer(settings)
+    load_application_sealer(settings)
     load_operator_token(settings)
     dbs = await open_databases(settings, stack)
     if dbs.demo and seed:
@@ -68,6 +70,9 @@ async def _prepare(
         REGFED_FEDERAL_DSN=dbs.federal,
         REGFED_LISTEN=settings.listen,
         REGFED_HOME=str(settings.home),
+        # The workers see three DSNs, as in production, so they need the key named; the
+        # supervisor made sure it exists (the demo's is created above).
+        REGFED_APPLICATION_KEY_FILE=str(settings.application_key_path),
     )
     if settings.insecure:
         env["REGFED_INSECURE"] = "true"

@@ -8,9 +8,10 @@ are invented; the SNILS numbers carry valid check digits so the API accepts them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
+from regfed.domain.identifiers import fold_name
 from regfed.registries.federal import format_snils_federal
 
 
@@ -81,6 +82,9 @@ class DemoPerson:
     region: int = 77  # federal region_code of registration and of the events
     # The key of the person whose identifiers this one types with another birth date.
     lookalike_of: str | None = None
+    # A federal record with these events that "arrives late": not seeded, inserted by
+    # ``regfed demo arrive`` (the story of applications).
+    arrives: tuple[FederalEvent, ...] = ()
 
     def __post_init__(self) -> None:
         """Events only where the person is registered: the list is data, checked early."""
@@ -88,12 +92,22 @@ class DemoPerson:
             raise ValueError(f"{self.key}: city events but not in the city registry")
         if self.federal_events and not self.in_federal:
             raise ValueError(f"{self.key}: federal events but not in the federal registry")
+        if self.arrives and self.in_federal:
+            raise ValueError(f"{self.key}: a late federal record for someone already there")
+
+    def arrived(self) -> DemoPerson:
+        """This person once their late federal record has arrived."""
+        if not self.arrives:
+            raise ValueError(f"{self.key}: no record arrives late for this person")
+        return replace(self, in_federal=True, federal_events=self.arrives, arrives=())
 
     @property
     def registries(self) -> str:
         """Where the person is registered, for the README."""
         if self.lookalike_of is not None:
             return "neither (the identifiers are registered with another birth date)"
+        if self.arrives:
+            return f"neither (federal after `regfed demo arrive {self.last_name}`)"
         flags = (("city", self.in_city), ("federal", self.in_federal))
         present = [name for name, flag in flags if flag]
         return " + ".join(present) if present else "neither"
@@ -225,8 +239,27 @@ DEMO_PEOPLE: tuple[DemoPerson, ...] = (
         lookalike_of="city-sputnik-v", outcome="DENIED:NOT_FOUND",
         expected="denied: NOT_FOUND (the first person's SNILS and OMS, wrong birth date)",
     ),
+    DemoPerson(
+        "arrives-late", "Зайцев", "Артём", "Ильич", date(1993, 7, 14),
+        "30158294753", None, "4523771902", in_city=False, in_federal=False, region=50,
+        outcome="DENIED:NOT_FOUND",
+        expected="denied: NOT_FOUND; an application gets vaccination, Sputnik V, federal "
+        "once the record arrives (README, Applications)",
+        arrives=(Dose(_SPUTNIK_V, 1, 45), Dose(_SPUTNIK_V, 2, 24)),
+    ),
 )
 # fmt: on
+
+
+def late_person(name: str) -> DemoPerson:
+    """The demo person whose record arrives late, by last name (any case, ё or е) or key;
+    ValueError naming the ones there are otherwise."""
+    late = [p for p in DEMO_PEOPLE if p.arrives]
+    for person in late:
+        if name == person.key or fold_name(name) == fold_name(person.last_name):
+            return person
+    known = ", ".join(p.last_name for p in late)
+    raise ValueError(f"no demo person's record arrives late under that name (there is: {known})")
 
 
 def readme_rows() -> list[tuple[str, str, str, str, str]]:

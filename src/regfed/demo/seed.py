@@ -162,6 +162,27 @@ async def _replace(registry: str, dsn: str, tables: Sequence[str], rows: Rows) -
         await conn.close()
 
 
+async def arrive(federal_dsn: str, person: DemoPerson, now: datetime) -> int:
+    """Insert ``person``'s late federal record, dated relative to ``now``, into the federal
+    registry at ``federal_dsn``; return how many events it holds. Only for the demo
+    registries (the caller makes sure): it replaces whatever that person had there.
+    """
+    rows = federal_rows([person.arrived()], now)
+    (citizen_id,) = {row[0] for row in rows["citizens"]}
+    conn = await asyncpg.connect(federal_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
+            await conn.execute("DELETE FROM medical_events WHERE citizen_id = $1", citizen_id)
+            await conn.execute("DELETE FROM citizens WHERE id = $1", citizen_id)
+            for table in FEDERAL_TABLES:
+                columns = _FEDERAL_EVENT_COLUMNS if table == "medical_events" else None
+                await conn.copy_records_to_table(table, records=rows[table], columns=columns)
+    finally:
+        await conn.close()
+    return len(rows["medical_events"])
+
+
 def _days_ago(today: date, days: int | None) -> date | None:
     return None if days is None else today - timedelta(days=days)
 

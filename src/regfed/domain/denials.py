@@ -88,3 +88,19 @@ DENIAL_TEXT: Mapping[DenialReason, DenialText] = MappingProxyType(
 def denial_text(reason: DenialReason) -> DenialText:
     """The message and hint for a denial reason."""
     return DENIAL_TEXT[reason]
+
+
+# A pending application already is the re-check that NOT_FOUND's hint offers.
+_APPLICATION_NOT_FOUND_HINT = (
+    "Заявление принято: мы регулярно проверяем оба регистра и выдадим сертификат, как только "
+    "ваши данные появятся. Если данные в заявлении указаны с ошибкой, обратитесь в поддержку."
+)
+
+
+def application_denial_text(reason: DenialReason) -> DenialText:
+    """The message and hint for a denial an application's check gave: as for Issue, but
+    NOT_FOUND does not send someone who has applied to apply."""
+    text = DENIAL_TEXT[reason]
+    if reason is DenialReason.NOT_FOUND:
+        return DenialText(text.message, _APPLICATION_NOT_FOUND_HINT)
+    return text

@@ -31,7 +31,7 @@ from regfed.domain.model import (
 from regfed.domain.policy import Denial, Grant, PolicyConfig, decide
 from regfed.errors import RegistriesUnavailable
 from regfed.federation.fanout import FederatedLookup, SourceOutcome
-from regfed.hcert.payload import build_hcert, new_uvci
+from regfed.hcert.payload import Hcert, build_hcert, new_uvci
 from regfed.service.audit import Actor
 from regfed.service.personkey import PersonKeyer
 from regfed.service.ports import (
@@ -62,6 +62,7 @@ class IssuedCertificate:
     grant: Grant
     qr_text: str
     kid: bytes  # the key that signed this code
+    hcert: Hcert  # the map signed: with the record, enough to re-sign the same code
     image: bytes = b""
     image_media_type: str = ""
 
@@ -120,10 +121,13 @@ class IssueService:
         remaining: float | None = None,
         image: ImageFormat | None = None,
         actor: Actor | None = None,
+        count_denial: bool = True,
     ) -> IssueResult:
         """Decide for ``query`` and, when eligible, return the signed certificate.
 
         ``actor``: who asks, for the audit row written with the certificate.
+        ``count_denial``: count a denial in the statistics (re-checks of an application
+        are counted with the applications instead, not once per check).
 
         Raises RegistriesUnavailable when no registry answered, or when the answer would be
         a denial that the registry which did not answer could overturn.
@@ -134,7 +138,7 @@ class IssueService:
         now = self._clock()
         decision = decide(lookup.record, now, self._policy)
         if isinstance(decision, Denial):
-            return self._deny(lookup, decision.reason, now)
+            return self._deny(lookup, decision.reason, now, count=count_denial)
         assert lookup.record is not None
         certificate = await self._certify(lookup, lookup.record, decision, now, image, actor)
         return IssueResult(lookup.sources, lookup.degraded, certificate=certificate)
@@ -150,12 +154,15 @@ class IssueService:
         self._images.put(uvci, image.value, text, rendered)
         return rendered
 
-    def _deny(self, lookup: FederatedLookup, reason: DenialReason, now: datetime) -> IssueResult:
+    def _deny(
+        self, lookup: FederatedLookup, reason: DenialReason, now: datetime, *, count: bool
+    ) -> IssueResult:
         """A denial, unless data a silent registry holds could overturn it."""
         # Active illness stands on its own: more data cannot lift it.
         if lookup.degraded and reason is not DenialReason.ACTIVE_ILLNESS:
             raise RegistriesUnavailable("a registry that could overturn the denial did not answer")
-        self._denials.add(reason, moscow_date(now))
+        if count:
+            self._denials.add(reason, moscow_date(now))
         return IssueResult(lookup.sources, lookup.degraded, denial=reason)
 
     async def _certify(
@@ -219,6 +226,7 @@ class IssueService:
             grant=grant,
             qr_text=signed.text,
             kid=signed.kid,
+            hcert=hcert,
             image=rendered,
             image_media_type=media_type,
         )

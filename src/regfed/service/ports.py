@@ -6,9 +6,11 @@ the HCERT signer, the trust folder), the unit tests wire fakes. Nothing here doe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from regfed.domain.model import CertificateKind, DenialReason, PersonQuery, Registry
@@ -103,8 +105,10 @@ class CertificateStore(Protocol):
         """Truncated SHA-256 hashes of the UVCIs revoked and not expired at ``now``."""
         ...
 
-    async def issued_counts(self) -> IssuedCounts:
-        """Live certificates by kind and sources."""
+    async def issued_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> IssuedCounts:
+        """Live certificates by kind and sources, issued within ``since``..``until``."""
         ...
 
     async def denial_counts(
@@ -164,4 +168,137 @@ class TrustSource(Protocol):
 
     def current(self) -> TrustList:
         """The trust list as it stands now."""
+        ...
+
+
+# --- applications ------------------------------------------------------------------------
+
+
+class ApplicationStatus(enum.Enum):
+    """Where an application stands: open (PENDING) or closed (ISSUED, EXPIRED)."""
+
+    PENDING = "pending"
+    ISSUED = "issued"
+    EXPIRED = "expired"
+
+
+class ApplicationCategory(enum.Enum):
+    """What the person could not find."""
+
+    VACCINATION_NOT_FOUND = "vaccination_not_found"
+    ILLNESS_NOT_FOUND = "illness_not_found"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationRecord:
+    """One application as stored: the person only as a keyed hash and sealed bytes.
+
+    The invariants below are the database's CHECK constraints too: an open application
+    has its sealed person and a next check; a closed one has neither; an issued one has
+    its certificate (the UVCI and the sealed code); an expired one its last denial.
+    """
+
+    id: uuid.UUID
+    person_key: bytes
+    category: ApplicationCategory
+    status: ApplicationStatus
+    submitted_at: datetime
+    checks: int = 0
+    checked_at: datetime | None = None
+    next_check_at: datetime | None = None
+    denial: DenialReason | None = None
+    closed_at: datetime | None = None
+    uvci: str | None = None
+    # AES-GCM ciphertexts (service/sealing.py), bound to ``id``.
+    sealed_person: bytes | None = None
+    sealed_certificate: bytes | None = None
+    # The certificate row the UVCI names, when read back with it.
+    certificate: CertificateRecord | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.person_key) != KEY_BYTES:
+            raise ValueError("person_key is a 32-byte keyed hash")
+        if self.checks < 0:
+            raise ValueError("checks cannot be negative")
+        for name in ("submitted_at", "checked_at", "next_check_at", "closed_at"):
+            require_aware(name, getattr(self, name))
+        open_ = self.status is ApplicationStatus.PENDING
+        if open_ != (self.closed_at is None):
+            raise ValueError("an application has a closing time exactly when it is closed")
+        if open_ != (self.sealed_person is not None) or open_ != (self.next_check_at is not None):
+            raise ValueError("only an open application keeps its person and a next check")
+        issued = self.status is ApplicationStatus.ISSUED
+        if issued != (self.uvci is not None and self.sealed_certificate is not None):
+            raise ValueError("an issued application, and only one, has its certificate")
+        if self.status is ApplicationStatus.EXPIRED and self.denial is None:
+            raise ValueError("an expired application keeps its last denial")
+
+    @property
+    def is_open(self) -> bool:
+        """True while the application is pending."""
+        return self.status is ApplicationStatus.PENDING
+
+
+# Applications counted by category and status.
+ApplicationCounts = dict[tuple[ApplicationCategory, ApplicationStatus], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claim on some applications by one reconciler: ``token`` proves it, until ``until``."""
+
+    token: bytes
+    until: datetime
+
+
+class ApplicationStore(Protocol):
+    """Applications: one open per person, claimed by reconcilers under a lease."""
+
+    async def open_for(self, person_key: bytes) -> ApplicationRecord | None:
+        """The person's open application, if any."""
+        ...
+
+    async def submit(self, application: ApplicationRecord) -> ApplicationRecord:
+        """Store ``application``; when it is open and the person already has an open one,
+        store nothing and return that one (the database arbitrates, not a read first)."""
+        ...
+
+    async def get(self, application_id: uuid.UUID) -> ApplicationRecord | None:
+        """The application with its certificate row; None if unknown."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """The earliest next check of any open application; None when none is open."""
+        ...
+
+    async def claim(
+        self, *, due_by: datetime, now: datetime, lease: Lease, limit: int
+    ) -> list[ApplicationRecord]:
+        """Lease up to ``limit`` open applications due by ``due_by`` that nobody holds at
+        ``now``, oldest next check first; concurrent claimers never get the same one."""
+        ...
+
+    async def settle(self, application: ApplicationRecord, lease: Lease) -> bool:
+        """Write a check's outcome (one more check; closed: the sealed person erased) and
+        end the lease, in one statement; False when the lease was lost to another claim."""
+        ...
+
+    async def release(
+        self, ids: Sequence[uuid.UUID], lease: Lease, next_check_at: datetime | None = None
+    ) -> None:
+        """End the lease on ``ids`` without counting a check; ``next_check_at`` postpones."""
+        ...
+
+    async def application_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> ApplicationCounts:
+        """Applications submitted within ``since``..``until``, by category and status."""
+        ...
+
+    async def median_time_to_code(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[timedelta | None, int]:
+        """The median time from submission to certificate of the applications submitted
+        within ``since``..``until`` that got one, and how many did."""
         ...

@@ -117,11 +117,13 @@ SELECT substring(sha256(convert_to(uvci, 'UTF8')) FROM 1 FOR 16) AS hash
 """
 
 # Live (unrevoked) certificates by kind and the registries their basis came from (stored
-# sorted, so one set of registries is one group).
+# sorted, so one set of registries is one group), issued within an optional window.
 _ISSUED_COUNTS: Final = """
 SELECT kind, sources, count(*) AS total
   FROM certificates
  WHERE revoked_at IS NULL
+   AND ($1::timestamptz IS NULL OR issued_at >= $1)
+   AND ($2::timestamptz IS NULL OR issued_at < $2)
  GROUP BY 1, 2
 """
 
@@ -300,10 +302,13 @@ class CertificateStore:
             rows = await self._pool.fetch(_REVOKED_HASHES, now)
         return [bytes(row["hash"]) for row in rows]
 
-    async def issued_counts(self) -> IssuedCounts:
-        """Live certificates by kind and the registries their basis came from."""
+    async def issued_counts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> IssuedCounts:
+        """Live certificates by kind and the registries their basis came from, issued
+        within ``since`` (inclusive) .. ``until`` (exclusive), each open if None."""
         with _translated("issued_counts"):
-            rows = await self._pool.fetch(_ISSUED_COUNTS)
+            rows = await self._pool.fetch(_ISSUED_COUNTS, since, until)
         return {
             (
                 CertificateKind(row["kind"]),

@@ -16,6 +16,7 @@ from regfed.service.stats import StatsService
 from regfed.service.trustlist import TrustListService
 from tests.unit.service.fakes import (
     NOW,
+    FakeApplicationStore,
     FakeRevocations,
     FakeStore,
     FixedClock,
@@ -99,6 +100,6 @@ async def test_stats_count_live_certificates_by_kind_and_sources() -> None:
     await store.record(certificate("URN:UVCI:01:RU:C#1"))
     await store.revoke("URN:UVCI:01:RU:C#1", "test", NOW)
     store.denials[DenialReason.NOT_FOUND] = 3
-    stats = await StatsService(store).stats()
+    stats = await StatsService(store, FakeApplicationStore()).stats()
     assert stats.issued == {(CertificateKind.TEST, both): 2}
     assert stats.denials == {DenialReason.NOT_FOUND: 3}

@@ -217,3 +217,18 @@ async def test_stats_count_live_certificates_by_kind_and_source(
     stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
     issued = {c.label: c.count for c in stats.issued}
     assert issued["CERTIFICATE_KIND_VACCINATION/REGISTRY_CITY+REGISTRY_FEDERAL"] >= 1
+
+
+@pytest.mark.parametrize("name", ["\x00", "Иван\x07ов", "A\x1b[31m"])
+async def test_control_characters_in_a_name_are_invalid_argument(
+    stub: pb_grpc.CertificateServiceAsyncStub, name: str
+) -> None:
+    """No name holds control characters: the field is named, the value not echoed."""
+    person = pb.Person()
+    person.CopyFrom(VALID)
+    person.snils = "112-233-445 95"
+    person.last_name = name
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Issue(pb.IssueRequest(person=person), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(caught.value) == ["person.last_name"]

@@ -6,6 +6,7 @@ field, never what the field held.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -26,12 +27,15 @@ MAX_NAME_LENGTH = 100
 
 
 def _name(value: str, field: str, violations: list[FieldViolation], *, required: bool) -> str:
-    """A stripped name, or a violation when it is required and empty, or too long."""
+    """A stripped name, or a violation when it is required and empty, too long, or holds
+    control characters (no name has them; they are how junk and injection attempts look)."""
     name = " ".join(value.split())
     if required and not name:
         violations.append(FieldViolation(field, "must not be empty"))
     elif len(name) > MAX_NAME_LENGTH:
         violations.append(FieldViolation(field, f"must be at most {MAX_NAME_LENGTH} characters"))
+    elif any(unicodedata.category(ch) == "Cc" for ch in name):
+        violations.append(FieldViolation(field, "must not contain control characters"))
     return name
 
 

@@ -79,8 +79,10 @@ class DemoPerson:
     city_events: tuple[CityEvent, ...] = ()
     federal_events: tuple[FederalEvent, ...] = ()
     region: int = 77  # federal region_code of registration and of the events
-    # The key of the person whose identifiers this one types with another birth date.
+    # The key of the person whose identifiers this one types, and what differs: a
+    # lookalike is in neither registry, and must be answered as an unknown person.
     lookalike_of: str | None = None
+    lookalike_note: str = ""
 
     def __post_init__(self) -> None:
         """Events only where the person is registered: the list is data, checked early."""
@@ -93,7 +95,7 @@ class DemoPerson:
     def registries(self) -> str:
         """Where the person is registered, for the README."""
         if self.lookalike_of is not None:
-            return "neither (the identifiers are registered with another birth date)"
+            return f"neither ({self.lookalike_note})"
         flags = (("city", self.in_city), ("federal", self.in_federal))
         present = [name for name, flag in flags if flag]
         return " + ".join(present) if present else "neither"
@@ -222,8 +224,19 @@ DEMO_PEOPLE: tuple[DemoPerson, ...] = (
     DemoPerson(
         "wrong-birth-date", "Белова", "Мария", "Сергеевна", date(1985, 4, 21),
         "14628735990", "7753100000000101", None, in_city=False, in_federal=False,
-        lookalike_of="city-sputnik-v", outcome="DENIED:NOT_FOUND",
+        lookalike_of="city-sputnik-v",
+        lookalike_note="the identifiers are registered with another birth date",
+        outcome="DENIED:NOT_FOUND",
         expected="denied: NOT_FOUND (the first person's SNILS and OMS, wrong birth date)",
+    ),
+    DemoPerson(
+        "wrong-name", "Иванов", "Иван", "", date(1985, 4, 12),
+        "14628735990", None, None, in_city=False, in_federal=False,
+        lookalike_of="city-sputnik-v",
+        lookalike_note="the SNILS and birth date are registered under another name",
+        outcome="DENIED:NOT_FOUND",
+        expected="denied: NOT_FOUND (the first person's SNILS and birth date, another name: "
+        "knowing both is not enough)",
     ),
 )
 # fmt: on

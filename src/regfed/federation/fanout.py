@@ -6,6 +6,11 @@ gRPC) is one more entry and one more adapter; nothing here changes.
 
 Each upstream answers with a named outcome — matched, not found, failed, timed out — never
 an exception: a registry's fault degrades the answer, it does not fail the call.
+
+A record is the person only if its names agree with the query's
+(:func:`~regfed.domain.identifiers.same_names`). The adapters choose their record by that
+rule; the federation checks it again for every upstream, so a record that is not the
+person becomes NOT_FOUND here whatever an adapter does, and nothing of it goes further.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from regfed.domain.identifiers import names_match
+from regfed.domain.identifiers import same_names
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.errors import RegistryError
 from regfed.federation.merge import merge
@@ -43,8 +48,6 @@ class SourceOutcome:
     status: SourceStatus
     latency: float  # seconds
     record: PersonRecord | None = None
-    # Matched by identifier and birth date, with the name spelled otherwise.
-    name_mismatch: bool = False
 
     @property
     def answered(self) -> bool:
@@ -116,8 +119,12 @@ class Federation:
         try:
             async with asyncio.timeout(limit):
                 record = await adapter.find(query)
-            if record is not None:
+            if record is not None and same_names(
+                query, record.last_name, record.first_name, record.middle_name
+            ):
                 status = SourceStatus.MATCHED
+            else:
+                record = None  # not the person asked about: as if unknown, nothing kept
         except TimeoutError:
             status = SourceStatus.TIMED_OUT
             log.warning("registry %s timed out after %.3fs", adapter.registry.value, limit)
@@ -128,25 +135,9 @@ class Federation:
             # An adapter bug must not take the other registry's answer down with it.
             status = SourceStatus.FAILED
             log.exception("registry %s failed unexpectedly", adapter.registry.value)
-        mismatch = record is not None and not _same_name(query, record)
-        return SourceOutcome(
-            adapter.registry, status, time.perf_counter() - started, record, mismatch
-        )
+        return SourceOutcome(adapter.registry, status, time.perf_counter() - started, record)
 
 
 def _limit(timeout: float, remaining: float | None) -> float:
     """An upstream's own timeout, cut to what is left of the caller's deadline."""
     return timeout if remaining is None else max(0.0, min(timeout, remaining))
-
-
-def _same_name(query: PersonQuery, record: PersonRecord) -> bool:
-    """Whether the registry spells the person's names as the request does (a patronymic
-    only counts when both give one)."""
-    if not (
-        names_match(query.last_name, record.last_name)
-        and names_match(query.first_name, record.first_name)
-    ):
-        return False
-    return not (query.middle_name and record.middle_name) or names_match(
-        query.middle_name, record.middle_name
-    )

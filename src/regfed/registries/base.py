@@ -15,6 +15,11 @@ from regfed.domain.model import PersonQuery, PersonRecord, Registry
 class RegistryAdapter(Protocol):
     """Looks a person up in one registry.
 
+    A record is the person asked about only when one identifier of the query equals the
+    record's, the birth date equals, and the names agree
+    (:func:`regfed.domain.identifiers.same_names`); anything less is no match, and nothing
+    of a record that is not a match may leave the adapter (not even in a log line).
+
     Implementations raise :class:`regfed.errors.RegistryError` for every failure of the
     registry and let ``asyncio.CancelledError`` through untouched: the caller applies its
     deadline with ``asyncio.timeout`` and must see its own cancellation.

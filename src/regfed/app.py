@@ -25,8 +25,9 @@ from regfed.hcert.signer import HcertSigner
 from regfed.keystore.secretfile import read_secret
 from regfed.keystore.signing import generate_signing_key, load_certificates, load_signing_keys
 from regfed.keystore.trustdir import PartnerTrust
+from regfed.postgres.bounded import BoundedPool
 from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
-from regfed.postgres.pool import create_pool
+from regfed.postgres.pool import close_pool, create_pool
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
 from regfed.service.issuing import IssueService
@@ -46,6 +47,13 @@ from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CertificateService"].full_name
+
+# Seconds a pool gets to close gracefully at shutdown before its connections are
+# terminated (a dead link never says goodbye).
+POOL_CLOSE_TIMEOUT = 2.0
+# Migrating may wait on another process's advisory lock and runs DDL: longer than a
+# statement, and still a bound.
+MIGRATE_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,13 @@ class Application:
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
 
+    async def _pool(self, dsn: str, size: int, bound: float, **kwargs: object) -> BoundedPool:
+        """A pool that connects only when first used, each statement within ``bound``
+        seconds, closed with the application."""
+        pool = await create_pool(dsn, size, connect_timeout=bound, **kwargs)
+        self._stack.push_async_callback(close_pool, pool, POOL_CLOSE_TIMEOUT)
+        return BoundedPool(pool, timeout=bound)
+
     async def start(self, *, seed_demo: bool = True) -> None:
         """Open everything in order and start serving."""
         settings = self.settings
@@ -139,21 +154,24 @@ class Application:
                 from regfed.demo.seed import seed_demo as seed
 
                 await seed(dbs.city, dbs.federal, self.clock())
-            store_pool = await create_pool(dbs.store, settings.store_pool_size)
-            self._stack.push_async_callback(store_pool.close)
-            async with store_pool.acquire() as conn:
+            store_pool = await self._pool(
+                dbs.store, settings.store_pool_size, settings.store_timeout
+            )
+            async with store_pool.connection(MIGRATE_TIMEOUT) as conn:
                 applied = await migrate(conn)
             if applied:
                 log.info("store migrated: applied %s", applied)
             # Registries are read-only to us: the session refuses writes, whatever a bug tries.
             read_only = {"server_settings": {"default_transaction_read_only": "on"}}
-            city_pool = await create_pool(dbs.city, settings.registry_pool_size, **read_only)
-            self._stack.push_async_callback(city_pool.close)
-            federal_pool = await create_pool(dbs.federal, settings.registry_pool_size, **read_only)
-            self._stack.push_async_callback(federal_pool.close)
+            timeout = settings.registry_timeout
+            city_pool = await self._pool(
+                dbs.city, settings.registry_pool_size, timeout, **read_only
+            )
+            federal_pool = await self._pool(
+                dbs.federal, settings.registry_pool_size, timeout, **read_only
+            )
 
             vaccines = settings.policy.vaccines
-            timeout = settings.registry_timeout
             federation = Federation(
                 [
                     Upstream(CityRegistry(city_pool, vaccines), timeout, leads=True),

@@ -131,6 +131,8 @@ class Settings(_Model):
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
     # of queueing until their deadlines pass.
     max_concurrent_rpcs: Count = 1000
+    # --- reliability: every wait bounded, dependencies that fail cut off ---
+    store_timeout: Seconds = 2.0  # each statement on the store, inside the caller's deadline
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 
     @field_validator("listen")

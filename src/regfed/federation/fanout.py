@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from regfed import deadlines
 from regfed.domain.identifiers import same_names
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.errors import RegistryError
@@ -118,7 +119,8 @@ class Federation:
         record: PersonRecord | None = None
         try:
             async with asyncio.timeout(limit):
-                record = await adapter.find(query)
+                with deadlines.within(limit):
+                    record = await adapter.find(query)
             if record is not None and same_names(
                 query, record.last_name, record.first_name, record.middle_name
             ):
@@ -139,5 +141,9 @@ class Federation:
 
 
 def _limit(timeout: float, remaining: float | None) -> float:
-    """An upstream's own timeout, cut to what is left of the caller's deadline."""
-    return timeout if remaining is None else max(0.0, min(timeout, remaining))
+    """An upstream's own timeout, cut to what is left of the caller's deadline less a
+    tenth of it (at most 0.2 s): the store and the signer need a moment after the lookup,
+    and a degraded answer in time beats a complete one too late."""
+    if remaining is None:
+        return timeout
+    return max(0.0, min(timeout, remaining - min(0.2, remaining / 10)))

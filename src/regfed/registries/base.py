@@ -21,8 +21,9 @@ class RegistryAdapter(Protocol):
     of a record that is not a match may leave the adapter (not even in a log line).
 
     Implementations raise :class:`regfed.errors.RegistryError` for every failure of the
-    registry and let ``asyncio.CancelledError`` through untouched: the caller applies its
-    deadline with ``asyncio.timeout`` and must see its own cancellation.
+    registry, let ``TimeoutError`` and ``asyncio.CancelledError`` through untouched (the
+    caller applies its deadline and must see its own cancellation), and must not hold a
+    connection past a cancellation (``postgres/bounded.py`` terminates it).
     """
 
     # A read-only protocol member, so an implementation may use a plain attribute.

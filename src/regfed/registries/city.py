@@ -26,6 +26,7 @@ from regfed.domain.model import (
     Vaccination,
 )
 from regfed.domain.vaccines import VaccineProduct
+from regfed.postgres.bounded import Queryable
 from regfed.registries.sql import translate_errors
 
 logger = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ LIMIT 2
 
 
 class CityRegistry:
-    """Reads the city medical registry through an asyncpg pool the caller owns."""
+    """Reads the city medical registry through a pool the caller owns (a
+    :class:`~regfed.postgres.bounded.BoundedPool` in the service)."""
 
-    def __init__(self, pool: asyncpg.Pool, vaccines: Mapping[str, VaccineProduct]) -> None:
+    def __init__(self, pool: Queryable, vaccines: Mapping[str, VaccineProduct]) -> None:
         self.registry = Registry.CITY
         self._pool = pool
         self._vaccines = vaccines

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import asyncpg
-
 from regfed.domain.identifiers import same_names
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.domain.vaccines import VaccineProduct
+from regfed.postgres.bounded import Queryable
 from regfed.registries.federal_events import RawEvent, parse_events
 from regfed.registries.sql import translate_errors
 
@@ -50,9 +49,10 @@ LIMIT 2
 
 
 class FederalRegistry:
-    """Reads the federal registry through an asyncpg pool the caller owns."""
+    """Reads the federal registry through a pool the caller owns (a
+    :class:`~regfed.postgres.bounded.BoundedPool` in the service)."""
 
-    def __init__(self, pool: asyncpg.Pool, vaccines: Mapping[str, VaccineProduct]) -> None:
+    def __init__(self, pool: Queryable, vaccines: Mapping[str, VaccineProduct]) -> None:
         self.registry = Registry.FEDERAL
         self._pool = pool
         self._vaccines = vaccines

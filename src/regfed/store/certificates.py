@@ -3,6 +3,9 @@
 Every database failure leaves this module as :class:`~regfed.errors.StoreUnavailable`,
 whose message names the operation and the error class only: no SQL, no parameters, no
 personal data. The original exception stays chained (``__cause__``) for logs.
+
+Every statement is bounded in time (``postgres/bounded.py``: the store's timeout within
+the caller's deadline).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncpg
 
 from regfed.domain.model import CertificateKind, DenialReason, Registry
 from regfed.errors import StoreUnavailable
+from regfed.postgres.bounded import BoundedPool
 from regfed.service.ports import CertificateRecord, IssuedCounts, require_aware
 
 # The NOTIFY channel revocations are announced on.
@@ -23,6 +27,10 @@ REVOCATIONS_CHANNEL: Final = "regfed_revocations"
 
 # How often record() retries when its insert lost to a row it cannot see (see record()).
 _RECORD_ATTEMPTS: Final = 5
+
+# Seconds a statement gets when the store is built over a plain asyncpg pool (tests,
+# tools); the service passes a BoundedPool with REGFED_STORE_TIMEOUT.
+_PLAIN_POOL_TIMEOUT: Final = 30.0
 
 # The queries spell out their column lists (no string building, so no injection surface);
 # each returns the columns _from_row reads.
@@ -138,6 +146,8 @@ def _translated(operation: str) -> Iterator[None]:
     (it is a BaseException, never caught here)."""
     try:
         yield
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"certificate store: {operation} timed out") from exc
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "certificates_pkey":
             raise DuplicateUvciError(f"certificate store: {operation}: UVCI already taken") from exc
@@ -158,8 +168,12 @@ def _translated(operation: str) -> Iterator[None]:
 class CertificateStore:
     """Certificates and denial counters in the service's own PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, pool: BoundedPool | asyncpg.Pool) -> None:
+        self._pool = (
+            pool
+            if isinstance(pool, BoundedPool)
+            else BoundedPool(pool, timeout=_PLAIN_POOL_TIMEOUT)
+        )
 
     async def record(self, candidate: CertificateRecord) -> CertificateRecord:
         """Record ``candidate`` unless the person already holds a live certificate on the same
@@ -253,7 +267,8 @@ class CertificateStore:
     async def count_denial(self, reason: DenialReason, day: date, count: int = 1) -> None:
         """Add ``count`` denials for ``reason`` on ``day`` (a Moscow date)."""
         with _translated("count_denial"):
-            await self._pool.execute(_COUNT_DENIAL, reason.value, day, count)
+            # Not retried on a lost connection: the first attempt may have committed.
+            await self._pool.execute(_COUNT_DENIAL, reason.value, day, count, retry=False)
 
     async def denial_counts(
         self, *, since: date | None = None, until: date | None = None

@@ -2,15 +2,23 @@
 
 Everything is opened here, in order, and closed here, in reverse order. Nothing opens a
 pool or reads the environment at import time.
+
+Start-up does not depend on the databases being up: pools open without connecting, a
+registry that is down degrades answers (its circuit breaker opens), and the store is
+migrated by its monitor when it first answers — the server waits for that first check at
+most ``store_timeout`` seconds and otherwise starts NOT_SERVING, turning SERVING by
+itself when the store appears.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from regfed.api.auth import OperatorAuth
 from regfed.api.servicer import CertificateServicer
+from regfed.breaker import CircuitBreaker
 from regfed.config import Settings
 from regfed.errors import ConfigError
 from regfed.federation.fanout import Federation, Upstream
@@ -28,6 +37,7 @@ from regfed.keystore.trustdir import PartnerTrust
 from regfed.postgres.bounded import BoundedPool
 from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
 from regfed.postgres.pool import close_pool, create_pool
+from regfed.postgres.tasks import cancel_and_wait
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
 from regfed.service.issuing import IssueService
@@ -38,7 +48,7 @@ from regfed.service.stats import StatsService
 from regfed.service.trustlist import TrustListService
 from regfed.service.verifying import VerifyService
 from regfed.store.certificates import CertificateStore
-from regfed.store.migrate import migrate
+from regfed.store.monitor import StoreMonitor
 from regfed.store.revocations import RevocationCache
 from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
@@ -51,9 +61,6 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CertificateService"].full_name
 # Seconds a pool gets to close gracefully at shutdown before its connections are
 # terminated (a dead link never says goodbye).
 POOL_CLOSE_TIMEOUT = 2.0
-# Migrating may wait on another process's advisory lock and runs DDL: longer than a
-# statement, and still a bound.
-MIGRATE_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,15 @@ def load_signer(settings: Settings, clock: Clock) -> HcertSigner:
     )
 
 
+async def _report_unreachable(name: str, pool: BoundedPool) -> None:
+    """Log one line if ``pool``'s database cannot be reached now (it also warms the pool)."""
+    problem = await pool.unreachable()
+    if problem is not None:
+        log.warning(
+            "%s unreachable at start-up (%s): answers degrade until it is back", name, problem
+        )
+
+
 class Application:
     """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
 
@@ -130,9 +146,25 @@ class Application:
         self.clock = clock
         self.port = 0
         self.databases: Databases | None = None
+        # Per-process state, for logs and metrics: the breakers by dependency.
+        self.breakers: dict[str, CircuitBreaker] = {}
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        breaker = CircuitBreaker(
+            name,
+            failures=self.settings.breaker_failures,
+            reset_after=self.settings.breaker_reset,
+        )
+        self.breakers[name] = breaker
+        return breaker
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background until it ends or the application stops."""
+        task = asyncio.create_task(work)
+        self._stack.push_async_callback(cancel_and_wait, task)
 
     async def _pool(self, dsn: str, size: int, bound: float, **kwargs: object) -> BoundedPool:
         """A pool that connects only when first used, each statement within ``bound``
@@ -157,10 +189,6 @@ class Application:
             store_pool = await self._pool(
                 dbs.store, settings.store_pool_size, settings.store_timeout
             )
-            async with store_pool.connection(MIGRATE_TIMEOUT) as conn:
-                applied = await migrate(conn)
-            if applied:
-                log.info("store migrated: applied %s", applied)
             # Registries are read-only to us: the session refuses writes, whatever a bug tries.
             read_only = {"server_settings": {"default_transaction_read_only": "on"}}
             timeout = settings.registry_timeout
@@ -171,18 +199,43 @@ class Application:
                 dbs.federal, settings.registry_pool_size, timeout, **read_only
             )
 
+            # One line per registry that cannot be reached now (its calls will degrade);
+            # in the background, so a black-holed registry does not hold the start up.
+            for name, pool in (("city", city_pool), ("federal", federal_pool)):
+                self._background(_report_unreachable(f"{name} registry", pool))
+
             vaccines = settings.policy.vaccines
             federation = Federation(
                 [
-                    Upstream(CityRegistry(city_pool, vaccines), timeout, leads=True),
-                    Upstream(FederalRegistry(federal_pool, vaccines), timeout),
+                    Upstream(
+                        CityRegistry(city_pool, vaccines),
+                        timeout,
+                        leads=True,
+                        breaker=self._breaker("city registry"),
+                    ),
+                    Upstream(
+                        FederalRegistry(federal_pool, vaccines),
+                        timeout,
+                        breaker=self._breaker("federal registry"),
+                    ),
                 ]
             )
-            store = CertificateStore(store_pool)
+            store_breaker = self._breaker("store")
+            store = CertificateStore(store_pool, breaker=store_breaker)
+            # The monitor migrates the store on its first check and publishes the service's
+            # health from then on; start-up waits for that first check, within a bound.
+            monitor = StoreMonitor(
+                store_pool,
+                store_breaker,
+                self._publish_health,
+                interval=settings.health_interval,
+            )
+            await monitor.start(wait=settings.store_timeout)
+            self._stack.push_async_callback(monitor.stop)
             denials = DenialTally(store)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
-            revocations = RevocationCache(store, dbs.store)
+            revocations = RevocationCache(store, dbs.store, connect_timeout=settings.store_timeout)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)
             # Every certificate in the keys folder, with or without its key: a retired key's
@@ -213,12 +266,12 @@ class Application:
                 operator=operator,
                 clock=clock,
             )
-            await self._serve(servicer)
+            await self._serve(servicer, serving=monitor.serving)
         except BaseException:
             await self._stack.aclose()
             raise
 
-    async def _serve(self, servicer: CertificateServicer) -> None:
+    async def _serve(self, servicer: CertificateServicer, *, serving: bool) -> None:
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", 1)],
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
@@ -232,11 +285,27 @@ class Application:
         self.port = server.add_insecure_port(self.settings.listen)
         if self.port == 0:
             raise ConfigError(f"listen: cannot bind {self.settings.listen}")
+        # Health before the first call can arrive: the process serves; the service only
+        # when the store is ready (the monitor keeps it current from now on).
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._publish_health(serving)
         await server.start()
         self._server = server
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving regfed.v1 on %s", self.settings.listen)
+        host = self.settings.listen.rpartition(":")[0]
+        log.info(
+            "serving regfed.v1 on %s:%d (%s)",
+            host,
+            self.port,
+            "SERVING" if serving else "NOT_SERVING until the store answers",
+        )
+
+    async def _publish_health(self, serving: bool) -> None:
+        """The service's health: SERVING while the store is reachable. (After SIGTERM the
+        health servicer ignores this: it stays NOT_SERVING.)"""
+        if self._health is None:
+            return  # not serving yet: _serve publishes the state it starts with
+        response = health_pb2.HealthCheckResponse
+        await self._health.set(SERVICE_NAME, response.SERVING if serving else response.NOT_SERVING)
 
     async def wait(self) -> None:
         """Until the server stops."""

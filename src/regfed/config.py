@@ -133,6 +133,9 @@ class Settings(_Model):
     max_concurrent_rpcs: Count = 1000
     # --- reliability: every wait bounded, dependencies that fail cut off ---
     store_timeout: Seconds = 2.0  # each statement on the store, inside the caller's deadline
+    breaker_failures: Count = 5  # consecutive failures that open a dependency's breaker
+    breaker_reset: Seconds = 1.0  # an open breaker lets one probe through after this long
+    health_interval: Seconds = 1.0  # how often the store is checked while it is up
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 
     @field_validator("listen")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from regfed.app import Application
@@ -133,3 +134,26 @@ async def test_overload_is_resource_exhausted(
             assert (await first).outcome == pb.OUTCOME_ISSUED
     finally:
         await blocker.close()
+
+
+async def test_the_store_down_at_start_up_is_not_serving(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """With the store refusing connections the server starts anyway, NOT_SERVING for the
+    service (SERVING for the process), and Issue is UNAVAILABLE."""
+    settings = await demo_settings(create_database, tmp_path)
+    nowhere = "postgresql://regfed@127.0.0.1:1/nowhere"
+    async with running(settings, store_dsn=nowhere) as app, channel_to(app) as channel:
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        statuses = [
+            (await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)).status
+            for name in ("", "regfed.v1.CertificateService")
+        ]
+        assert statuses == [
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        ]
+        stub: Stub = pb_grpc.CertificateServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Issue(demo("city-sputnik-v"), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -33,6 +33,7 @@ from regfed.errors import (
     Unauthenticated,
     Unavailable,
 )
+from regfed.logthrottle import DEPENDENCIES
 
 log = logging.getLogger(__name__)
 
@@ -166,5 +167,9 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, na
         if remaining is not None and remaining <= 0:
             # Nothing answered because the caller's own time ran out.
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        log.warning("%s", status.message, exc_info=exc.__cause__ is not None)
+        # During an outage every call fails alike: the first with its traceback, then a
+        # count (logthrottle).
+        assert isinstance(exc, Unavailable)
+        cause = exc if exc.__cause__ is not None else None
+        DEPENDENCIES.log(log, logging.WARNING, exc.reason, "%s", status.message, exc_info=cause)
     await context.abort_with_status(rpc_status.to_status(status))

@@ -32,6 +32,11 @@ class RegistryAdapter(Protocol):
         """Which registry this adapter reads."""
         ...
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """Whether ``query`` carries an identifier this registry is keyed on (else it is
+        not asked at all, and does not know the person)."""
+        ...
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
         """The person's record, or None when the registry does not know them.
 

@@ -89,11 +89,15 @@ class CityRegistry:
         self._pool = pool
         self._vaccines = vaccines
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """The city keys on SNILS and the OMS policy."""
+        return query.snils is not None or query.oms_policy is not None
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
         """The patient matching an identifier, the birth date and the names, with all
         their events."""
-        if query.snils is None and query.oms_policy is None:
-            return None  # the city keys on SNILS and OMS only: nothing to ask
+        if not self.keyed_on(query):
+            return None  # nothing to ask
         async with translate_errors(self.registry):
             rows = await self._pool.fetch(
                 _LOOKUP_SQL, query.snils, query.oms_policy, query.birth_date

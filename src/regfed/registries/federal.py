@@ -57,11 +57,15 @@ class FederalRegistry:
         self._pool = pool
         self._vaccines = vaccines
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """The federal registry keys on SNILS and the passport."""
+        return query.snils is not None or query.passport is not None
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
         """The citizen matching an identifier, the birth date and the names, with all
         their events."""
-        if query.snils is None and query.passport is None:
-            return None  # the federal registry keys on SNILS and passport only
+        if not self.keyed_on(query):
+            return None  # nothing to ask
         snils = format_snils_federal(query.snils) if query.snils is not None else None
         passport = format_passport_federal(query.passport) if query.passport is not None else None
         async with translate_errors(self.registry):

@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from regfed.api.auth import OperatorAuth
+from regfed.api.limits import CallLimits
 from regfed.api.servicer import CertificateServicer
 from regfed.breaker import CircuitBreaker
 from regfed.config import Settings
@@ -146,8 +147,12 @@ class Application:
         self.clock = clock
         self.port = 0
         self.databases: Databases | None = None
-        # Per-process state, for logs and metrics: the breakers by dependency.
+        # Per-process state, for logs and metrics: the breakers by dependency, the cap.
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.limits = CallLimits(
+            max_in_flight=settings.max_concurrent_rpcs,
+            default_deadline=settings.default_deadline,
+        )
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -271,10 +276,14 @@ class Application:
             await self._stack.aclose()
             raise
 
+    def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """The server's interceptors, outermost first."""
+        return [self.limits]
+
     async def _serve(self, servicer: CertificateServicer, *, serving: bool) -> None:
         server = grpc.aio.server(
+            interceptors=self._interceptors(),
             options=[("grpc.so_reuseport", 1)],
-            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
         pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
         self._health = health.aio.HealthServicer()

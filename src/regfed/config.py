@@ -129,10 +129,11 @@ class Settings(_Model):
     store_pool_size: Count = 4
     grace: Seconds = 5.0  # in-flight calls get this long on shutdown
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
-    # of queueing until their deadlines pass.
+    # of queueing until their deadlines pass. Health checks and reflection do not count.
     max_concurrent_rpcs: Count = 1000
     # --- reliability: every wait bounded, dependencies that fail cut off ---
     store_timeout: Seconds = 2.0  # each statement on the store, inside the caller's deadline
+    default_deadline: Seconds = 10.0  # the deadline of a call whose caller sent none
     breaker_failures: Count = 5  # consecutive failures that open a dependency's breaker
     breaker_reset: Seconds = 1.0  # an open breaker lets one probe through after this long
     health_interval: Seconds = 1.0  # how often the store is checked while it is up

@@ -20,11 +20,16 @@ Requests (the caller's to fix):
 - :class:`PermissionDenied` — known credentials that may not do this.
 - :class:`NotServed` — an operation of the contract this version does not serve yet.
 
+Load (retryable; nobody's input was wrong):
+
+- :class:`Overloaded` — this process has as many calls in flight as it may take.
+
 Dependencies (retryable; nobody's input was wrong):
 
 - :class:`Unavailable` — the answer cannot be given now. Its kinds:
   :class:`RegistriesUnavailable` (no registry answered, or a denial rests on a silent
-  one) and :class:`StoreUnavailable` (the service's own database failed).
+  one) and :class:`StoreUnavailable` (the service's own database failed, timed out, or
+  its circuit breaker is open).
 - :class:`RegistryError` — one registry could not answer. It never reaches a caller:
   the federation turns it into a degraded answer or :class:`RegistriesUnavailable`.
 
@@ -97,6 +102,15 @@ class PermissionDenied(RegfedError):
 
 class NotServed(RegfedError):
     """The contract has this operation, but this version does not serve it."""
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+class Overloaded(RegfedError):
+    """This process has as many calls in flight as it may take; try again shortly."""
+
+    reason = "OVERLOADED"
 
 
 # --- dependencies -----------------------------------------------------------------------

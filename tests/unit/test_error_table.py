@@ -14,6 +14,7 @@ from regfed.errors import (
     KeyFileError,
     NotFound,
     NotServed,
+    Overloaded,
     PermissionDenied,
     RegfedError,
     RegistriesUnavailable,
@@ -37,6 +38,7 @@ EXPECTED = [
     (RegistriesUnavailable("no registry answered"), code_pb2.UNAVAILABLE),
     (StoreUnavailable("certificate store: record failed"), code_pb2.UNAVAILABLE),
     (DuplicateUvciError("certificate store: record: UVCI already taken"), code_pb2.UNAVAILABLE),
+    (Overloaded("server overloaded: too many calls in flight"), code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 

@@ -28,6 +28,7 @@ from regfed.errors import (
     InvalidRequest,
     NotFound,
     NotServed,
+    Overloaded,
     PermissionDenied,
     RegfedError,
     Unauthenticated,
@@ -79,6 +80,16 @@ def _unavailable(exc: RegfedError) -> tuple[str, list[message.Message]]:
     return str(exc), [info, retry]
 
 
+def _overloaded(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    """Retryable after a short pause (gRPC's retry policies treat RESOURCE_EXHAUSTED so)."""
+    assert isinstance(exc, Overloaded)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
+    retry = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)
+    )
+    return str(exc), [info, retry]
+
+
 def _plain(exc: RegfedError) -> tuple[str, list[message.Message]]:
     return str(exc), []
 
@@ -94,6 +105,7 @@ TABLE: dict[type[RegfedError], tuple[int, Callable[[RegfedError], Any]]] = {
     PermissionDenied: (code_pb2.PERMISSION_DENIED, _plain),
     NotServed: (code_pb2.UNIMPLEMENTED, _plain),
     Unavailable: (code_pb2.UNAVAILABLE, _unavailable),
+    Overloaded: (code_pb2.RESOURCE_EXHAUSTED, _overloaded),
 }
 
 
@@ -148,16 +160,18 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            await _abort(context, exc, method.__name__)
+            await abort(context, exc, method.__name__)
         finally:
             logs.request_id.reset(token)
-        raise AssertionError("unreachable: _abort always aborts the call")
+        raise AssertionError("unreachable: abort always aborts the call")
 
     return wrapper
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str) -> None:
-    """Abort the call with the status ``exc`` maps to."""
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str = "call"
+) -> None:
+    """Abort the call with the status ``exc`` maps to (``name``: the method, for the log)."""
     status = status_of(exc)
     if status is None:
         log.exception("request %s: unexpected failure in %s", logs.request_id.get(), name)

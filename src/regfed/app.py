@@ -7,7 +7,9 @@ Start-up does not depend on the databases being up: pools open without connectin
 registry that is down degrades answers (its circuit breaker opens), and the store is
 migrated by its monitor when it first answers — the server waits for that first check at
 most ``store_timeout`` seconds and otherwise starts NOT_SERVING, turning SERVING by
-itself when the store appears.
+itself when the store appears. Shutdown: NOT_SERVING at once, new calls still taken for
+``drain_delay`` seconds, then in-flight calls get ``grace`` seconds, then everything
+closes in reverse order.
 """
 
 from __future__ import annotations
@@ -281,9 +283,12 @@ class Application:
         return [self.limits]
 
     async def _serve(self, servicer: CertificateServicer, *, serving: bool) -> None:
+        reuse_port = 1 if self.settings.reuse_port else 0
         server = grpc.aio.server(
             interceptors=self._interceptors(),
-            options=[("grpc.so_reuseport", 1)],
+            # grpc turns SO_REUSEPORT on by default: then a second server on the same
+            # address would start without error and silently share the port.
+            options=[("grpc.so_reuseport", reuse_port)],
         )
         pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
         self._health = health.aio.HealthServicer()
@@ -291,9 +296,12 @@ class Application:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(self.settings.listen)
+        try:
+            self.port = server.add_insecure_port(self.settings.listen)
+        except RuntimeError:  # grpcio raises on a failed bind (older versions returned 0)
+            self.port = 0
         if self.port == 0:
-            raise ConfigError(f"listen: cannot bind {self.settings.listen}")
+            raise ConfigError(f"listen: cannot bind {self.settings.listen} (already in use?)")
         # Health before the first call can arrive: the process serves; the service only
         # when the store is ready (the monitor keeps it current from now on).
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -322,10 +330,23 @@ class Application:
             await self._server.wait_for_termination()
 
     async def stop(self) -> None:
-        """Stop accepting calls, let in-flight ones finish, then close in reverse order."""
+        """NOT_SERVING at once; keep taking calls for ``drain_delay`` (load balancers see
+        the health and stop sending); then stop accepting and give in-flight calls
+        ``grace`` to finish; then close everything in reverse order."""
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
+            if self.settings.drain_delay:
+                log.info("draining: new calls still taken for %.1f s", self.settings.drain_delay)
+                await asyncio.sleep(self.settings.drain_delay)
+            self.limits.stopping()
+            in_flight = self.limits.in_flight
             await self._server.stop(self.settings.grace)
             self._server = None
+            log.info(
+                "stopped: %d calls were in flight, %d cut off by the %.1f s grace",
+                in_flight,
+                self.limits.cut_off,
+                self.settings.grace,
+            )
         await self._stack.aclose()

@@ -56,6 +56,13 @@ Seconds = Annotated[
     BeforeValidator(_finite),
     Field(gt=0, allow_inf_nan=False),
 ]
+# Seconds that may be zero (a drain delay of 0: stop at once).
+SecondsOrZero = Annotated[
+    float,
+    BeforeValidator(_no_bool),
+    BeforeValidator(_finite),
+    Field(ge=0, allow_inf_nan=False),
+]
 Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, strict=False)]
 
 
@@ -137,6 +144,12 @@ class Settings(_Model):
     breaker_failures: Count = 5  # consecutive failures that open a dependency's breaker
     breaker_reset: Seconds = 1.0  # an open breaker lets one probe through after this long
     health_interval: Seconds = 1.0  # how often the store is checked while it is up
+    # On SIGTERM: NOT_SERVING at once, new calls still taken for this long (so load
+    # balancers stop sending), then in-flight calls get ``grace`` to finish.
+    drain_delay: SecondsOrZero = 1.0
+    # SO_REUSEPORT on the listener: only the ``--workers`` supervisor's processes share a
+    # port; a single server refuses an address already in use.
+    reuse_port: bool = False
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 
     @field_validator("listen")

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from regfed.app import Application
 from regfed.demo.people import DEMO_PEOPLE
+from regfed.errors import ConfigError
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from tests.conftest import CreateDatabase
@@ -192,3 +193,14 @@ async def test_a_call_without_a_deadline_gets_the_default_one(
         assert statuses[pb.REGISTRY_CITY] == pb.SOURCE_STATUS_TIMED_OUT
     finally:
         await blocker.close()
+
+
+async def test_a_second_server_on_the_same_address_refuses_to_start(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """A single server does not silently share its port (no SO_REUSEPORT by default)."""
+    settings = await demo_settings(create_database, tmp_path)
+    async with running(settings) as first:
+        second = Application(settings.with_changes(listen=f"127.0.0.1:{first.port}"))
+        with pytest.raises(ConfigError, match="listen: cannot bind"):
+            await second.start()

@@ -9,12 +9,13 @@ RESOURCE_EXHAUSTED (never queued until the caller's deadline passes).
 Each admitted call runs with a deadline (:mod:`regfed.deadlines`): the caller's, or
 ``default_deadline`` for a caller that sent none, so that no wait below it is unbounded.
 
-The counters (:attr:`CallLimits.in_flight`, :attr:`CallLimits.refused`) can be read by
-metrics.
+The counters (:attr:`CallLimits.in_flight`, :attr:`CallLimits.refused`,
+:attr:`CallLimits.cut_off`) can be read by metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -45,12 +46,18 @@ class CallLimits(grpc.aio.ServerInterceptor):
         self._max = max_in_flight
         self._default = default_deadline
         self._in_flight = 0
+        self._stopping = False
         self.refused = 0  # calls answered RESOURCE_EXHAUSTED since start
+        self.cut_off = 0  # calls cancelled by the server's shutdown once the grace ran out
 
     @property
     def in_flight(self) -> int:
         """Capped calls being handled now."""
         return self._in_flight
+
+    def stopping(self) -> None:
+        """The server is stopping: a call cancelled from now on was cut off by the grace."""
+        self._stopping = True
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -74,6 +81,10 @@ class CallLimits(grpc.aio.ServerInterceptor):
                 left = context.time_remaining()
                 with deadlines.within(self._default if left is None else left):
                     return await behavior(request, context)
+            except asyncio.CancelledError:
+                if self._stopping:
+                    self.cut_off += 1
+                raise
             finally:
                 self._in_flight -= 1
 

@@ -4,8 +4,9 @@ One Python process serves on one core. The supervisor does once what workers mus
 race on — creating development secrets, starting and seeding the embedded PostgreSQL —
 and tries to migrate the store (a store that is down is left to the workers, which
 migrate it under an advisory lock when it appears), then starts N ``regfed serve``
-processes that share the listening port (the kernel spreads connections across them),
-and stops them all on SIGINT/SIGTERM or as soon as one of them dies.
+processes that share the listening port (``REGFED_REUSE_PORT``: the kernel spreads
+connections across them), and stops them all on SIGINT/SIGTERM or as soon as one of them
+dies.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ async def _prepare(
         REGFED_FEDERAL_DSN=dbs.federal,
         REGFED_LISTEN=settings.listen,
         REGFED_HOME=str(settings.home),
+        REGFED_REUSE_PORT="true",
     )
     for name in ("keys_dir", "trust_dir", "person_key_file", "operator_token_file"):
         value = getattr(settings, name)
@@ -109,7 +111,7 @@ async def supervise(
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(settings.grace + 10):
+            async with asyncio.timeout(settings.drain_delay + settings.grace + 10):
                 await asyncio.gather(*waits)
         except TimeoutError:
             for process in processes:

@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from regfed.api.auth import OperatorAuth
+from regfed.api.codec import add_certificate_service
 from regfed.api.limits import CallLimits
 from regfed.api.servicer import CertificateServicer
 from regfed.breaker import CircuitBreaker
@@ -55,7 +56,6 @@ from regfed.store.monitor import StoreMonitor
 from regfed.store.revocations import RevocationCache
 from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
-from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class Application:
             # address would start without error and silently share the port.
             options=[("grpc.so_reuseport", reuse_port)],
         )
-        pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
+        add_certificate_service(servicer, server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(

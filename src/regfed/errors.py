@@ -15,6 +15,7 @@ Requests (the caller's to fix):
 - :class:`InvalidField` — one value a person typed is not acceptable (domain validation).
 - :class:`InvalidRequest` — a request is malformed; its :class:`FieldViolation` list
   names every field at fault.
+- :class:`UndecodableRequest` — a request's bytes are not a protobuf message of its type.
 - :class:`NotFound` — the thing asked about does not exist (a UVCI, an application).
 - :class:`Unauthenticated` — no credentials, or credentials nobody issued.
 - :class:`PermissionDenied` — known credentials that may not do this.
@@ -86,6 +87,14 @@ class InvalidRequest(RegfedError):
     def __init__(self, violations: list[FieldViolation]) -> None:
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
         self.violations = violations
+
+
+class UndecodableRequest(RegfedError):
+    """The request's bytes do not decode as its message type. The message is fixed: the
+    parser's own text would echo what the caller sent."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid request: the message could not be decoded")
 
 
 class NotFound(RegfedError):

@@ -22,6 +22,7 @@ from regfed.errors import (
     StoreUnavailable,
     Unauthenticated,
     Unavailable,
+    UndecodableRequest,
 )
 from regfed.store.certificates import DuplicateUvciError
 
@@ -31,6 +32,7 @@ EXPECTED = [
         code_pb2.INVALID_ARGUMENT,
     ),
     (InvalidField("passport", "must be 10 digits"), code_pb2.INVALID_ARGUMENT),
+    (UndecodableRequest(), code_pb2.INVALID_ARGUMENT),
     (NotFound("no certificate with this UVCI"), code_pb2.NOT_FOUND),
     (Unauthenticated("operator credentials required"), code_pb2.UNAUTHENTICATED),
     (PermissionDenied("not an operator credential"), code_pb2.PERMISSION_DENIED),

@@ -33,6 +33,7 @@ from regfed.errors import (
     RegfedError,
     Unauthenticated,
     Unavailable,
+    UndecodableRequest,
 )
 from regfed.logthrottle import DEPENDENCIES
 
@@ -100,6 +101,7 @@ def _plain(exc: RegfedError) -> tuple[str, list[message.Message]]:
 TABLE: dict[type[RegfedError], tuple[int, Callable[[RegfedError], Any]]] = {
     InvalidRequest: (code_pb2.INVALID_ARGUMENT, _invalid_request),
     InvalidField: (code_pb2.INVALID_ARGUMENT, _invalid_field),
+    UndecodableRequest: (code_pb2.INVALID_ARGUMENT, _plain),
     NotFound: (code_pb2.NOT_FOUND, _plain),
     Unauthenticated: (code_pb2.UNAUTHENTICATED, _plain),
     PermissionDenied: (code_pb2.PERMISSION_DENIED, _plain),

@@ -120,6 +120,10 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
         violations.append(
             FieldViolation("uvci", f"must start with {UVCI_PREFIX} (at most {MAX_TEXT} characters)")
         )
+    elif not (uvci.isascii() and uvci.isprintable()) or " " in uvci:
+        # Every UVCI is printable ASCII; a NUL would not even reach the database (PostgreSQL
+        # text cannot hold one).
+        violations.append(FieldViolation("uvci", "must be printable ASCII without spaces"))
     reason = " ".join(reason.split())
     if not reason:
         violations.append(FieldViolation("reason", "must not be empty"))
@@ -127,6 +131,8 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
         violations.append(
             FieldViolation("reason", f"must be at most {MAX_REASON_LENGTH} characters")
         )
+    elif any(unicodedata.category(ch) == "Cc" for ch in reason):
+        violations.append(FieldViolation("reason", "must not contain control characters"))
     if violations:
         raise InvalidRequest(violations)
     return uvci, reason

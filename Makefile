@@ -10,7 +10,7 @@ PROTOS := $(wildcard protos/regfed/v1/*.proto)
 GENERATED := src/regfed/v1/certificate_service_pb2.py
 LINT_PATHS := src tests $(wildcard bench)
 
-.PHONY: help install proto run test test-unit lint fmt bench clean
+.PHONY: help install proto run test test-unit drills lint fmt bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ proto: $(GENERATED)  ## regenerate the gRPC code from protos/
 run: install  ## serve the demo on 127.0.0.1:50051 (embedded PostgreSQL, demo people, dev key)
 	$(VENV)/bin/regfed serve
 
-test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
-	$(VENV)/bin/pytest -q
+test: install  ## the whole suite but the slow fault drills (REGFED_TEST_DSN, else an embedded PostgreSQL)
+	$(VENV)/bin/pytest -q -m "not drill"
+
+drills: install  ## every fault drill (tests/drills): outages, overload, shutdown, fuzz; a few minutes
+	$(VENV)/bin/pytest -q tests/drills
 
 test-unit: install  ## pure logic and the use cases over fakes: no PostgreSQL, no server
 	$(VENV)/bin/pytest -q -m unit

@@ -21,7 +21,7 @@ K8S_VERSIONS ?= 1.28 1.37
 # test-lowest's throwaway copy of the work tree, with its own virtualenv (under .regfed/).
 LOWEST := .regfed/lowest
 
-.PHONY: help install proto run test test-unit test-lowest lint fmt bench lock wheel-check contract deploy-check clean
+.PHONY: help install proto run test test-unit test-lowest drills lint fmt bench lock wheel-check contract deploy-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,8 +44,11 @@ proto: $(GENERATED)  ## regenerate the gRPC code from protos/
 run: install  ## serve the demo on 127.0.0.1:50051 (embedded PostgreSQL, demo people, dev key)
 	$(VENV)/bin/regfed serve
 
-test: install  ## the whole suite (REGFED_TEST_DSN, else an embedded PostgreSQL)
-	$(VENV)/bin/pytest -q
+test: install  ## the whole suite but the slow fault drills (REGFED_TEST_DSN, else an embedded PostgreSQL)
+	$(VENV)/bin/pytest -q -m "not drill"
+
+drills: install  ## every fault drill (tests/drills): outages, overload, shutdown, fuzz; a few minutes
+	$(VENV)/bin/pytest -q tests/drills
 
 test-unit: install  ## pure logic and the use cases over fakes: no PostgreSQL, no server
 	$(VENV)/bin/pytest -q -m unit

@@ -2,6 +2,14 @@
 
 Everything is opened here, in order, and closed here, in reverse order. Nothing opens a
 pool or reads the environment at import time.
+
+Start-up does not depend on the databases being up: pools open without connecting, a
+registry that is down degrades answers (its circuit breaker opens), and the store is
+migrated by its monitor when it first answers — the server waits for that first check at
+most ``store_timeout`` seconds and otherwise starts NOT_SERVING, turning SERVING by
+itself when the store appears. Shutdown: NOT_SERVING at once, new calls still taken for
+``drain_delay`` seconds, then in-flight calls get ``grace`` seconds, then everything
+closes in reverse order.
 """
 
 from __future__ import annotations
@@ -9,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,9 +30,12 @@ from grpc_reflection.v1alpha import reflection
 
 from regfed.api.access import AccessInterceptor
 from regfed.api.auth import LOOPBACK_OPERATOR, Authenticator, CertificateBook, TokenBook, token_hash
+from regfed.api.codec import add_certificate_service
+from regfed.api.limits import CallLimits
 from regfed.api.observe import ObserveInterceptor, grpc_metrics, lookup_observer
 from regfed.api.servicer import CertificateServicer
 from regfed.api.tls import TlsFiles
+from regfed.breaker import CircuitBreaker
 from regfed.config import Settings, is_loopback
 from regfed.errors import ConfigError
 from regfed.federation.fanout import Federation, Upstream
@@ -30,8 +43,10 @@ from regfed.hcert.signer import HcertSigner
 from regfed.keystore.secretfile import read_secret
 from regfed.keystore.signing import generate_signing_key, load_certificates, load_signing_keys
 from regfed.keystore.trustdir import PartnerTrust
+from regfed.postgres.bounded import BoundedPool
 from regfed.postgres.embedded import CITY_DB, FEDERAL_DB, STORE_DB, EmbeddedPostgres
-from regfed.postgres.pool import create_pool
+from regfed.postgres.pool import close_pool, create_pool
+from regfed.postgres.tasks import cancel_and_wait
 from regfed.registries.city import CityRegistry
 from regfed.registries.federal import FederalRegistry
 from regfed.service.applications import ApplicationService, Schedule
@@ -47,15 +62,18 @@ from regfed.service.verifying import VerifyService
 from regfed.store.applications import ApplicationStore
 from regfed.store.audit import RefusalTrail
 from regfed.store.certificates import CertificateStore
-from regfed.store.migrate import migrate
+from regfed.store.monitor import StoreMonitor
 from regfed.store.revocations import RevocationCache
 from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
-from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CertificateService"].full_name
+
+# Seconds a pool gets to close gracefully at shutdown before its connections are
+# terminated (a dead link never says goodbye).
+POOL_CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +205,15 @@ def load_signer(settings: Settings, clock: Clock) -> HcertSigner:
     )
 
 
+async def _report_unreachable(name: str, pool: BoundedPool) -> None:
+    """Log one line if ``pool``'s database cannot be reached now (it also warms the pool)."""
+    problem = await pool.unreachable()
+    if problem is not None:
+        log.warning(
+            "%s unreachable at start-up (%s): answers degrade until it is back", name, problem
+        )
+
+
 class Application:
     """A running regfed: databases, pools, the gRPC server. ``start`` then ``stop``."""
 
@@ -202,6 +229,13 @@ class Application:
         self.metrics_port = 0
         self.databases: Databases | None = None
         self.tls: TlsFiles | None = None
+        # Per-process state, for logs and metrics: the breakers by dependency, the cap.
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.limits = CallLimits(
+            max_in_flight=settings.max_concurrent_rpcs,
+            default_deadline=settings.default_deadline,
+        )
+        self.reconciler: Reconciler | None = None
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
@@ -210,7 +244,27 @@ class Application:
         self._serve_metrics = serve_metrics and self._collect_metrics
         self._authenticator: Authenticator | None = None
         self._refusals: RefusalTrail | None = None
-        self.reconciler: Reconciler | None = None
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        breaker = CircuitBreaker(
+            name,
+            failures=self.settings.breaker_failures,
+            reset_after=self.settings.breaker_reset,
+        )
+        self.breakers[name] = breaker
+        return breaker
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background until it ends or the application stops."""
+        task = asyncio.create_task(work)
+        self._stack.push_async_callback(cancel_and_wait, task)
+
+    async def _pool(self, dsn: str, size: int, bound: float, **kwargs: object) -> BoundedPool:
+        """A pool that connects only when first used, each statement within ``bound``
+        seconds, closed with the application."""
+        pool = await create_pool(dsn, size, connect_timeout=bound, **kwargs)
+        self._stack.push_async_callback(close_pool, pool, POOL_CLOSE_TIMEOUT)
+        return BoundedPool(pool, timeout=bound)
 
     async def start(self, *, seed_demo: bool = True) -> None:
         """Open everything in order and start serving."""
@@ -221,42 +275,68 @@ class Application:
         signer = load_signer(settings, self.clock)
         keyer = load_person_keyer(settings)
         self._authenticator = build_authenticator(settings, self.tls, load_operator_token(settings))
+        sealer = load_application_sealer(settings)
         metrics: ModuleType | None = None
         if self._collect_metrics:
             # Imported only now: prometheus-client reads PROMETHEUS_MULTIPROC_DIR on import.
             metrics = importlib.import_module("regfed.metrics")
-        sealer = load_application_sealer(settings)
         try:
             self.databases = dbs = await open_databases(settings, self._stack)
             if dbs.demo and seed_demo:
                 from regfed.demo.seed import seed_demo as seed
 
                 await seed(dbs.city, dbs.federal, self.clock())
-            store_pool = await create_pool(dbs.store, settings.store_pool_size)
-            self._stack.push_async_callback(store_pool.close)
-            async with store_pool.acquire() as conn:
-                applied = await migrate(conn)
-            if applied:
-                log.info("store migrated: applied %s", applied)
+            store_pool = await self._pool(
+                dbs.store, settings.store_pool_size, settings.store_timeout
+            )
             # Registries are read-only to us: the session refuses writes, whatever a bug tries.
             read_only = {"server_settings": {"default_transaction_read_only": "on"}}
-            city_pool = await create_pool(dbs.city, settings.registry_pool_size, **read_only)
-            self._stack.push_async_callback(city_pool.close)
-            federal_pool = await create_pool(dbs.federal, settings.registry_pool_size, **read_only)
-            self._stack.push_async_callback(federal_pool.close)
+            timeout = settings.registry_timeout
+            city_pool = await self._pool(
+                dbs.city, settings.registry_pool_size, timeout, **read_only
+            )
+            federal_pool = await self._pool(
+                dbs.federal, settings.registry_pool_size, timeout, **read_only
+            )
+
+            # One line per registry that cannot be reached now (its calls will degrade);
+            # in the background, so a black-holed registry does not hold the start up.
+            for name, pool in (("city", city_pool), ("federal", federal_pool)):
+                self._background(_report_unreachable(f"{name} registry", pool))
 
             vaccines = settings.policy.vaccines
-            timeout = settings.registry_timeout
             federation = Federation(
                 [
-                    Upstream(CityRegistry(city_pool, vaccines), timeout, leads=True),
-                    Upstream(FederalRegistry(federal_pool, vaccines), timeout),
+                    Upstream(
+                        CityRegistry(city_pool, vaccines),
+                        timeout,
+                        leads=True,
+                        breaker=self._breaker("city registry"),
+                    ),
+                    Upstream(
+                        FederalRegistry(federal_pool, vaccines),
+                        timeout,
+                        breaker=self._breaker("federal registry"),
+                    ),
                 ],
                 observer=lookup_observer(self._collect_metrics) if settings.observe_calls else None,
             )
+            store_breaker = self._breaker("store")
             store = CertificateStore(
-                store_pool, on_recorded=metrics.certificate_recorded if metrics else None
+                store_pool,
+                breaker=store_breaker,
+                on_recorded=metrics.certificate_recorded if metrics else None,
             )
+            # The monitor migrates the store on its first check and publishes the service's
+            # health from then on; start-up waits for that first check, within a bound.
+            monitor = StoreMonitor(
+                store_pool,
+                store_breaker,
+                self._publish_health,
+                interval=settings.health_interval,
+            )
+            await monitor.start(wait=settings.store_timeout)
+            self._stack.push_async_callback(monitor.stop)
             if self._authenticator is not None:
                 self._refusals = RefusalTrail(
                     store_pool, on_dropped=metrics.audit_dropped.inc if metrics else None
@@ -266,7 +346,7 @@ class Application:
             denials = DenialTally(store, on_denial=metrics.denial_counted if metrics else None)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
-            revocations = RevocationCache(store, dbs.store)
+            revocations = RevocationCache(store, dbs.store, connect_timeout=settings.store_timeout)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)
             # Every certificate in the keys folder, with or without its key: a retired key's
@@ -321,14 +401,15 @@ class Application:
             )
             await self.reconciler.start()
             self._stack.push_async_callback(self.reconciler.stop)
-            await self._serve(servicer)
+            await self._serve(servicer, serving=monitor.serving)
         except BaseException:
             await self._stack.aclose()
             raise
 
     def _interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """Outermost first: observe (request id, log line, metrics: it sees every answer,
-        refusals included), then access (who calls, and may they)."""
+        refusals and overload included), then the cap on calls in flight (health passes),
+        then access (who calls, and may they)."""
         interceptors: list[grpc.aio.ServerInterceptor] = []
         if self.settings.observe_calls:
             open_caller = LOOPBACK_OPERATOR if self._authenticator is None else None
@@ -339,6 +420,7 @@ class Application:
                     caller=open_caller.identity if open_caller else "-",
                 )
             )
+        interceptors.append(self.limits)
         if self._authenticator is not None:
             interceptors.append(
                 AccessInterceptor(self._authenticator, self._refusals, clock=self.clock)
@@ -352,38 +434,51 @@ class Application:
         configured listener (TLS when a certificate is set)."""
         server = grpc.aio.server(
             interceptors=interceptors,
-            options=[("grpc.so_reuseport", 1)],
-            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
+            # grpc turns SO_REUSEPORT on by default: then a second server on the same
+            # address would start without error and silently share the port.
+            options=[("grpc.so_reuseport", 1 if self.settings.reuse_port else 0)],
         )
-        pb_grpc.add_CertificateServiceServicer_to_server(servicer, server)
+        add_certificate_service(servicer, server)
         assert self._health is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         listen = self.settings.listen
-        if self.tls is not None:
-            self.port = server.add_secure_port(listen, self.tls.credentials())
-        else:
-            self.port = server.add_insecure_port(listen)
+        try:
+            if self.tls is not None:
+                self.port = server.add_secure_port(listen, self.tls.credentials())
+            else:
+                self.port = server.add_insecure_port(listen)
+        except RuntimeError:  # grpcio raises on a failed bind (older versions returned 0)
+            self.port = 0
         if self.port == 0:
-            raise ConfigError(f"listen: cannot bind {listen}")
+            raise ConfigError(f"listen: cannot bind {listen} (already in use?)")
         return server
 
     def _build_health_server(self, listen: str) -> grpc.aio.Server:
         """Plaintext, grpc.health.v1 only (Kubernetes' gRPC probes speak no TLS), sharing
         the main server's health state."""
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 1 if self.settings.reuse_port else 0)]
+        )
         assert self._health is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        self.health_port = server.add_insecure_port(listen)
+        try:
+            self.health_port = server.add_insecure_port(listen)
+        except RuntimeError:
+            self.health_port = 0
         if self.health_port == 0:
-            raise ConfigError(f"health_listen: cannot bind {listen}")
+            raise ConfigError(f"health_listen: cannot bind {listen} (already in use?)")
         return server
 
-    async def _serve(self, servicer: CertificateServicer) -> None:
+    async def _serve(self, servicer: CertificateServicer, *, serving: bool) -> None:
         self._health = health.aio.HealthServicer()
         server = self.build_server(servicer, self._interceptors())
+        # Health before the first call can arrive: the process serves; the service only
+        # when the store is ready (the monitor keeps it current from now on).
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._publish_health(serving)
         await server.start()
         self._server = server
         if self.settings.health_listen is not None:
@@ -395,13 +490,22 @@ class Application:
             endpoint = Endpoint(self.settings.metrics_listen)
             self._stack.callback(endpoint.close)
             self.metrics_port = endpoint.port
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        host = self.settings.listen.rpartition(":")[0]
         log.info(
-            "serving regfed.v1 on %s (%s)",
-            self.settings.listen,
+            "serving regfed.v1 on %s:%d (%s, %s)",
+            host,
+            self.port,
             "mutual TLS" if self.tls and self.tls.mutual else "TLS" if self.tls else "plaintext",
+            "SERVING" if serving else "NOT_SERVING until the store answers",
         )
+
+    async def _publish_health(self, serving: bool) -> None:
+        """The service's health: SERVING while the store is reachable. (After SIGTERM the
+        health servicer ignores this: it stays NOT_SERVING.)"""
+        if self._health is None:
+            return  # not serving yet: _serve publishes the state it starts with
+        response = health_pb2.HealthCheckResponse
+        await self._health.set(SERVICE_NAME, response.SERVING if serving else response.NOT_SERVING)
 
     async def wait(self) -> None:
         """Until the server stops."""
@@ -409,12 +513,25 @@ class Application:
             await self._server.wait_for_termination()
 
     async def stop(self) -> None:
-        """Stop accepting calls, let in-flight ones finish, then close in reverse order."""
+        """NOT_SERVING at once; keep taking calls for ``drain_delay`` (load balancers see
+        the health and stop sending); then stop accepting and give in-flight calls
+        ``grace`` to finish; then close everything in reverse order."""
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
+            if self.settings.drain_delay:
+                log.info("draining: new calls still taken for %.1f s", self.settings.drain_delay)
+                await asyncio.sleep(self.settings.drain_delay)
+            self.limits.stopping()
+            in_flight = self.limits.in_flight
             await self._server.stop(self.settings.grace)
             self._server = None
+            log.info(
+                "stopped: %d calls were in flight, %d cut off by the %.1f s grace",
+                in_flight,
+                self.limits.cut_off,
+                self.settings.grace,
+            )
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None

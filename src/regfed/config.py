@@ -58,6 +58,13 @@ Seconds = Annotated[
     BeforeValidator(_finite),
     Field(gt=0, allow_inf_nan=False),
 ]
+# Seconds that may be zero (a drain delay of 0: stop at once).
+SecondsOrZero = Annotated[
+    float,
+    BeforeValidator(_no_bool),
+    BeforeValidator(_finite),
+    Field(ge=0, allow_inf_nan=False),
+]
 Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 PerSecond = Seconds  # a positive, finite rate: validated like a duration
 
@@ -182,7 +189,7 @@ class Settings(_Model):
     store_pool_size: Count = 4
     grace: Seconds = 5.0  # in-flight calls get this long on shutdown
     # Calls in flight per process; beyond it callers get RESOURCE_EXHAUSTED at once instead
-    # of queueing until their deadlines pass.
+    # of queueing until their deadlines pass. Health checks and reflection do not count.
     max_concurrent_rpcs: Count = 1000
     # AES-256 key (64 hex digits) sealing open applications' personal data; default
     # <home>/application.key, created for the embedded demo only: with all three DSNs set
@@ -209,6 +216,18 @@ class Settings(_Model):
     # for measuring what it costs: production keeps it on.
     observe_calls: bool = True
     auth: AuthFile | None = None  # the [auth] table; None: no table (see README)
+    # --- reliability: every wait bounded, dependencies that fail cut off ---
+    store_timeout: Seconds = 2.0  # each statement on the store, inside the caller's deadline
+    default_deadline: Seconds = 10.0  # the deadline of a call whose caller sent none
+    breaker_failures: Count = 5  # consecutive failures that open a dependency's breaker
+    breaker_reset: Seconds = 1.0  # an open breaker lets one probe through after this long
+    health_interval: Seconds = 1.0  # how often the store is checked while it is up
+    # On SIGTERM: NOT_SERVING at once, new calls still taken for this long (so load
+    # balancers stop sending), then in-flight calls get ``grace`` to finish.
+    drain_delay: SecondsOrZero = 1.0
+    # SO_REUSEPORT on the listener: only the ``--workers`` supervisor's processes share a
+    # port; a single server refuses an address already in use.
+    reuse_port: bool = False
     policy: InstanceOf[PolicyConfig] = Field(default_factory=PolicyConfig)
 
     @model_validator(mode="after")

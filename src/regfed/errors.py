@@ -15,16 +15,22 @@ Requests (the caller's to fix):
 - :class:`InvalidField` — one value a person typed is not acceptable (domain validation).
 - :class:`InvalidRequest` — a request is malformed; its :class:`FieldViolation` list
   names every field at fault.
+- :class:`UndecodableRequest` — a request's bytes are not a protobuf message of its type.
 - :class:`NotFound` — the thing asked about does not exist (a UVCI, an application).
 - :class:`Unauthenticated` — no credentials, or credentials nobody issued.
 - :class:`PermissionDenied` — known credentials that may not do this.
 - :class:`NotServed` — an operation of the contract this version does not serve yet.
 
+Load (retryable; nobody's input was wrong):
+
+- :class:`Overloaded` — this process has as many calls in flight as it may take.
+
 Dependencies (retryable; nobody's input was wrong):
 
 - :class:`Unavailable` — the answer cannot be given now. Its kinds:
   :class:`RegistriesUnavailable` (no registry answered, or a denial rests on a silent
-  one) and :class:`StoreUnavailable` (the service's own database failed).
+  one) and :class:`StoreUnavailable` (the service's own database failed, timed out, or
+  its circuit breaker is open).
 - :class:`RegistryError` — one registry could not answer. It never reaches a caller:
   the federation turns it into a degraded answer or :class:`RegistriesUnavailable`.
 
@@ -88,6 +94,14 @@ class InvalidRequest(RegfedError):
         self.violations = violations
 
 
+class UndecodableRequest(RegfedError):
+    """The request's bytes do not decode as its message type. The message is fixed: the
+    parser's own text would echo what the caller sent."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid request: the message could not be decoded")
+
+
 class NotFound(RegfedError):
     """What the request names does not exist."""
 
@@ -102,6 +116,15 @@ class PermissionDenied(RegfedError):
 
 class NotServed(RegfedError):
     """The contract has this operation, but this version does not serve it."""
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+class Overloaded(RegfedError):
+    """This process has as many calls in flight as it may take; try again shortly."""
+
+    reason = "OVERLOADED"
 
 
 # --- dependencies -----------------------------------------------------------------------

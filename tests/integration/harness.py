@@ -50,6 +50,7 @@ async def demo_settings(create_database: CreateDatabase, home: Path) -> Settings
         keys_dir=keys,
         application_key_file=application_key(home),
         grace=0.5,
+        drain_delay=0,  # nothing balances load in front of a test server
     )
 
 

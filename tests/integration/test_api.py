@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,53 @@ async def test_stats_count_live_certificates_by_kind_and_source(
     stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
     issued = {c.label: c.count for c in stats.issued}
     assert issued["CERTIFICATE_KIND_VACCINATION/REGISTRY_CITY+REGISTRY_FEDERAL"] >= 1
+
+
+@pytest.mark.parametrize("name", ["\x00", "Иван\x07ов", "A\x1b[31m"])
+async def test_control_characters_in_a_name_are_invalid_argument(
+    stub: pb_grpc.CertificateServiceAsyncStub, name: str
+) -> None:
+    """No name holds control characters: the field is named, the value not echoed."""
+    person = pb.Person()
+    person.CopyFrom(VALID)
+    person.snils = "112-233-445 95"
+    person.last_name = name
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Issue(pb.IssueRequest(person=person), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(caught.value) == ["person.last_name"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(253_402_300_800, 0), (-62_135_596_801, 0), (2**62, 0), (0, 1_000_000_000), (0, -1)],
+)
+async def test_verify_at_outside_the_timestamp_range_is_invalid_argument(
+    stub: pb_grpc.CertificateServiceAsyncStub, seconds: int, nanos: int
+) -> None:
+    """An ``at`` no Timestamp may hold is INVALID_ARGUMENT naming the field, not INTERNAL."""
+    request = pb.VerifyRequest(qr_payload="HC1:X")
+    request.at.seconds, request.at.nanos = seconds, nanos
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Verify(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(caught.value) == ["at"]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [m.name for m in pb.DESCRIPTOR.services_by_name["CertificateService"].methods],
+)
+async def test_undecodable_bytes_are_invalid_argument_without_a_traceback(
+    channel: grpc.aio.Channel, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are not a protobuf message: INVALID_ARGUMENT with a fixed message that
+    echoes nothing, and nothing logged at warning level or above."""
+    raw: Any = channel.unary_unary(f"/regfed.v1.CertificateService/{method}")
+    # Field 1 claiming 100 bytes with 3 sent; cut-off varints.
+    for junk in (b"\x0a\x64abc", b"\x12\x80", b"\x08\xff\xff"):
+        with caplog.at_level(logging.WARNING), pytest.raises(grpc.aio.AioRpcError) as caught:
+            await raw(junk, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details() == "invalid request: the message could not be decoded"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

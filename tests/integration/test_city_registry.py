@@ -60,9 +60,12 @@ def city(pool: asyncpg.Pool) -> CityRegistry:
 
 
 def query(**identifiers: Any) -> PersonQuery:
-    """A query for a person born on BIRTH (unless overridden) with the given identifiers."""
+    """A query for Сидоров Пётр Петрович (as a person might type him: lower case, е for
+    ё) born on BIRTH, unless overridden, with the given identifiers."""
     birth = identifiers.pop("birth_date", BIRTH)
-    return PersonQuery("Иванов", "Иван", "Иванович", birth, **identifiers)
+    names = identifiers.pop("names", ("сидоров", "Петр", "Петрович"))
+    last, first, middle = names
+    return PersonQuery(last, first, middle, birth, **identifiers)
 
 
 async def add_patient(
@@ -72,13 +75,15 @@ async def add_patient(
     oms: str | None = OMS,
     birth: date = BIRTH,
     middle_name: str | None = "Петрович",
+    names: tuple[str, str] = ("Сидоров", "Пётр"),
 ) -> None:
     """Insert one patient."""
     await pool.execute(
-        "INSERT INTO patients VALUES ($1, $2, $3, 'Сидоров', 'Пётр', $4, $5)",
+        "INSERT INTO patients VALUES ($1, $2, $3, $4, $5, $6, $7)",
         patient_id,
         oms,
         snils,
+        *names,
         middle_name,
         birth,
     )
@@ -118,6 +123,60 @@ async def test_wrong_birth_date_is_not_a_match(pool: asyncpg.Pool, city: CityReg
     await add_patient(pool, 1)
     assert await city.find(query(snils=SNILS, birth_date=BIRTH + timedelta(days=1))) is None
     assert await city.find(query(oms_policy=OMS, birth_date=date(1980, 1, 1))) is None
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("Иванов", "Иван", ""),  # someone else's name
+        ("Сидоров", "Павел", "Петрович"),  # another given name
+        ("Сидоров", "Пётр", "Иванович"),  # both give a patronymic, and they differ
+        ("\x00", "\x00", ""),
+    ],
+)
+async def test_other_names_are_not_a_match(
+    pool: asyncpg.Pool, city: CityRegistry, names: tuple[str, str, str]
+) -> None:
+    """Right SNILS and birth date with other names: not found, like an unknown person."""
+    await add_patient(pool, 1)
+    assert await city.find(query(snils=SNILS, names=names)) is None
+    assert await city.find(query(oms_policy=OMS, names=names)) is None
+
+
+async def test_names_are_compared_folded(pool: asyncpg.Pool, city: CityRegistry) -> None:
+    """Case, ё/е, hyphens and spacing do not matter; a patronymic only counts when both
+    sides have one."""
+    await add_patient(pool, 1, names=("Сидоров-Ёлкин", "Пётр"), middle_name=None)
+    for names in (("СИДОРОВ ЕЛКИН", "петр", "Иванович"), (" Сидоров  -  Ёлкин", "Пётр", "")):
+        record = await city.find(query(snils=SNILS, names=names))
+        assert record is not None
+        assert record.last_name == "Сидоров-Ёлкин"  # the registry's spelling
+
+
+async def test_the_candidate_whose_names_agree_is_the_person(
+    pool: asyncpg.Pool, city: CityRegistry
+) -> None:
+    """The SNILS of one patient and the OMS policy of another: the one whose names agree
+    is taken, not simply the SNILS match."""
+    await add_patient(pool, 1, snils=SNILS, oms=OTHER_OMS, names=("Кузнецов", "Павел"))
+    await add_patient(pool, 2, snils=OTHER_SNILS, oms=OMS)
+    record = await city.find(query(snils=SNILS, oms_policy=OMS))
+    assert record is not None
+    assert (record.last_name, record.oms_policy) == ("Сидоров", OMS)
+
+
+async def test_nothing_of_a_record_with_other_names_is_read(
+    pool: asyncpg.Pool, city: CityRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record that is not the person is dropped before its events are read: not even a
+    skipped event is logged (that would tell that the identifier exists)."""
+    await add_patient(pool, 1)
+    await pool.execute(
+        "INSERT INTO immunizations VALUES (1, 1, 'NovaVax-X', 1, '2021-06-01', 'F1')"
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert await city.find(query(snils=SNILS, names=("Иванов", "Иван", ""))) is None
+    assert caplog.records == []
 
 
 async def test_unknown_identifier_is_none(pool: asyncpg.Pool, city: CityRegistry) -> None:

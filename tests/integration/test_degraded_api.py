@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from regfed.app import Application
 from regfed.demo.people import DEMO_PEOPLE
+from regfed.errors import ConfigError
 from regfed.v1 import certificate_service_pb2 as pb
 from regfed.v1 import certificate_service_pb2_grpc as pb_grpc
 from tests.conftest import CreateDatabase
@@ -110,7 +112,8 @@ async def waiting_on_a_lock(conn: asyncpg.Connection) -> bool:
 async def test_overload_is_resource_exhausted(
     create_database: CreateDatabase, tmp_path: Path
 ) -> None:
-    """Beyond max_concurrent_rpcs, a call is refused at once with RESOURCE_EXHAUSTED."""
+    """Beyond max_concurrent_rpcs, a call is refused at once with RESOURCE_EXHAUSTED; health
+    checks still get through."""
     settings = await demo_settings(create_database, tmp_path)
     assert settings.city_dsn is not None
     blocker = await asyncpg.connect(settings.city_dsn)
@@ -129,7 +132,75 @@ async def test_overload_is_resource_exhausted(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Issue(demo("federal-only-light"), timeout=10)
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            # Health checks do not count against the cap: a busy server is still healthy.
+            health: Any = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "regfed.v1.CertificateService"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
             await transaction.rollback()
             assert (await first).outcome == pb.OUTCOME_ISSUED
     finally:
         await blocker.close()
+
+
+async def test_the_store_down_at_start_up_is_not_serving(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """With the store refusing connections the server starts anyway, NOT_SERVING for the
+    service (SERVING for the process), and Issue is UNAVAILABLE."""
+    settings = await demo_settings(create_database, tmp_path)
+    nowhere = "postgresql://regfed@127.0.0.1:1/nowhere"
+    async with running(settings, store_dsn=nowhere) as app, channel_to(app) as channel:
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        statuses = [
+            (await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)).status
+            for name in ("", "regfed.v1.CertificateService")
+        ]
+        assert statuses == [
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        ]
+        stub: Stub = pb_grpc.CertificateServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Issue(demo("city-sputnik-v"), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_call_without_a_deadline_gets_the_default_one(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """A caller that sends no deadline is bounded by REGFED_DEFAULT_DEADLINE: with the city
+    registry blocked and a 30 s registry timeout, the city is TIMED_OUT on the default
+    deadline and the answer comes from the federal registry alone."""
+    settings = await demo_settings(create_database, tmp_path)
+    assert settings.city_dsn is not None
+    blocker = await asyncpg.connect(settings.city_dsn)
+    try:
+        async with (
+            running(settings, default_deadline=2.0, registry_timeout=30.0) as app,
+            channel_to(app) as channel,
+        ):
+            stub: Stub = pb_grpc.CertificateServiceStub(channel)
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE")
+            async with asyncio.timeout(10):  # a guard for the test, not a measurement
+                response = await stub.Issue(demo("federal-only-light"))  # no deadline sent
+            await transaction.rollback()
+        assert response.outcome == pb.OUTCOME_ISSUED
+        assert response.degraded
+        statuses = {s.registry: s.status for s in response.sources}
+        assert statuses[pb.REGISTRY_CITY] == pb.SOURCE_STATUS_TIMED_OUT
+    finally:
+        await blocker.close()
+
+
+async def test_a_second_server_on_the_same_address_refuses_to_start(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """A single server does not silently share its port (no SO_REUSEPORT by default)."""
+    settings = await demo_settings(create_database, tmp_path)
+    async with running(settings) as first:
+        second = Application(settings.with_changes(listen=f"127.0.0.1:{first.port}"))
+        with pytest.raises(ConfigError, match="listen: cannot bind"):
+            await second.start()

@@ -65,9 +65,12 @@ def federal(pool: asyncpg.Pool) -> FederalRegistry:
 
 
 def query(**identifiers: Any) -> PersonQuery:
-    """A query for a person born on BIRTH (unless overridden) with the given identifiers."""
+    """A query for Ёлкина Анна (typed with е for ё, no patronymic) born on BIRTH, unless
+    overridden, with the given identifiers."""
     birth = identifiers.pop("birth_date", BIRTH)
-    return PersonQuery("Иванов", "Иван", "", birth, **identifiers)
+    names = identifiers.pop("names", ("Елкина", "Анна", ""))
+    last, first, middle = names
+    return PersonQuery(last, first, middle, birth, **identifiers)
 
 
 async def add_citizen(
@@ -76,14 +79,16 @@ async def add_citizen(
     passport: str | None = PASSPORT_STORED,
     birth: date = BIRTH,
     patronymic: str | None = "Сергеевна",
+    names: tuple[str, str] = ("Ёлкина", "Анна"),
 ) -> uuid.UUID:
     """Insert one citizen; returns its id."""
     citizen_id = uuid.uuid4()
     await pool.execute(
-        "INSERT INTO citizens VALUES ($1, $2, $3, 'Ёлкина', 'Анна', $4, $5, 77)",
+        "INSERT INTO citizens VALUES ($1, $2, $3, $4, $5, $6, $7, 77)",
         citizen_id,
         snils,
         passport,
+        *names,
         patronymic,
         birth,
     )
@@ -142,6 +147,28 @@ async def test_wrong_birth_date_is_not_a_match(
     await add_citizen(pool)
     assert await federal.find(query(snils=SNILS, birth_date=date(1975, 12, 4))) is None
     assert await federal.find(query(passport=PASSPORT, birth_date=date(1957, 12, 3))) is None
+
+
+async def test_other_names_are_not_a_match(pool: asyncpg.Pool, federal: FederalRegistry) -> None:
+    """Right identifiers and birth date with another name: not found, like an unknown one."""
+    await add_citizen(pool)
+    for names in (("Иванов", "Иван", ""), ("Ёлкина", "Анна", "Петровна"), ("A" * 100, "A", "")):
+        assert await federal.find(query(snils=SNILS, names=names)) is None
+        assert await federal.find(query(passport=PASSPORT, names=names)) is None
+
+
+async def test_the_candidate_whose_names_agree_is_the_person(
+    pool: asyncpg.Pool, federal: FederalRegistry
+) -> None:
+    """The SNILS of one citizen and the passport of another: the one whose names agree is
+    taken."""
+    await add_citizen(
+        pool, snils=SNILS_STORED, passport=OTHER_PASSPORT_STORED, names=("Петров", "Олег")
+    )
+    await add_citizen(pool, snils=OTHER_SNILS_STORED, passport=PASSPORT_STORED)
+    record = await federal.find(query(snils=SNILS, passport=PASSPORT))
+    assert record is not None
+    assert (record.last_name, record.passport) == ("Ёлкина", PASSPORT)
 
 
 async def test_oms_only_is_not_queried() -> None:

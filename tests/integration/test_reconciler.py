@@ -157,6 +157,9 @@ class DownRegistry:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        return True
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
         raise RegistryError(f"{self.registry.value} registry: connection refused (test)")
 

@@ -154,12 +154,17 @@ async def test_on_loopback_without_auth_every_caller_is_operator(stub: Stub) -> 
         ("URN:UVCI:01:RU:NOSUCHCERTIFICATE", "test", grpc.StatusCode.NOT_FOUND),
         ("not-a-uvci", "test", grpc.StatusCode.INVALID_ARGUMENT),
         ("URN:UVCI:01:RU:X", " ", grpc.StatusCode.INVALID_ARGUMENT),
+        # PostgreSQL text holds no NUL: refused here, not UNAVAILABLE from the store.
+        ("URN:UVCI:01:RU:X\x00", "test", grpc.StatusCode.INVALID_ARGUMENT),
+        ("URN:UVCI:01:RU:Ж", "test", grpc.StatusCode.INVALID_ARGUMENT),
+        ("URN:UVCI:01:RU:X", "a\x00b", grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
 async def test_revoke_bad_requests(
     app: Application, stub: Stub, uvci: str, reason: str, code: grpc.StatusCode
 ) -> None:
-    """An unknown UVCI is NOT_FOUND; a malformed one or an empty reason INVALID_ARGUMENT."""
+    """An unknown UVCI is NOT_FOUND; a malformed one, or an empty reason or one with control
+    characters, INVALID_ARGUMENT."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Revoke(
             pb.RevokeRequest(uvci=uvci, reason=reason),

@@ -58,6 +58,7 @@ async def test_workers_share_the_port_and_stop_together(
         REGFED_KEYS_DIR=str(settings.keys_dir),
         REGFED_APPLICATION_KEY_FILE=str(settings.application_key_file),
         REGFED_LISTEN=target,
+        REGFED_DRAIN_DELAY="0",
     )
     supervisor = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "regfed", "serve", "--workers", "2", env=env

@@ -203,3 +203,38 @@ def test_application_settings_from_the_environment() -> None:
     assert settings.reconcile_interval == 0.5
     assert settings.application_ttl_days == 7
     assert settings.application_key_path == Path("/run/secrets/application.key")
+
+
+def test_reliability_settings_from_the_environment() -> None:
+    """Timeouts, breakers, the drain delay and SO_REUSEPORT come from REGFED_* too."""
+    settings = load_settings(
+        env={
+            "REGFED_STORE_TIMEOUT": "0.5",
+            "REGFED_DEFAULT_DEADLINE": "3",
+            "REGFED_BREAKER_FAILURES": "2",
+            "REGFED_BREAKER_RESET": "0.25",
+            "REGFED_HEALTH_INTERVAL": "2",
+            "REGFED_DRAIN_DELAY": "0",
+            "REGFED_REUSE_PORT": "true",
+        }
+    )
+    assert (settings.store_timeout, settings.default_deadline) == (0.5, 3.0)
+    assert (settings.breaker_failures, settings.breaker_reset) == (2, 0.25)
+    assert (settings.health_interval, settings.drain_delay) == (2.0, 0.0)
+    assert settings.reuse_port
+    assert not load_settings(env={}).reuse_port  # a single server never shares its port
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REGFED_DRAIN_DELAY", "-1"),
+        ("REGFED_STORE_TIMEOUT", "0"),
+        ("REGFED_DEFAULT_DEADLINE", "nan"),
+        ("REGFED_BREAKER_FAILURES", "0"),
+    ],
+)
+def test_reliability_settings_are_validated(name: str, value: str) -> None:
+    """A drain delay may be zero, a timeout may not; the message names the setting."""
+    with pytest.raises(ConfigError, match=name.removeprefix("REGFED_").lower()):
+        load_settings(env={name: value})

@@ -14,6 +14,7 @@ from regfed.errors import (
     KeyFileError,
     NotFound,
     NotServed,
+    Overloaded,
     PermissionDenied,
     RegfedError,
     RegistriesUnavailable,
@@ -22,6 +23,7 @@ from regfed.errors import (
     StoreUnavailable,
     Unauthenticated,
     Unavailable,
+    UndecodableRequest,
 )
 from regfed.store.certificates import DuplicateUvciError
 
@@ -31,6 +33,7 @@ EXPECTED = [
         code_pb2.INVALID_ARGUMENT,
     ),
     (InvalidField("passport", "must be 10 digits"), code_pb2.INVALID_ARGUMENT),
+    (UndecodableRequest(), code_pb2.INVALID_ARGUMENT),
     (NotFound("no certificate with this UVCI"), code_pb2.NOT_FOUND),
     (Unauthenticated("operator credentials required"), code_pb2.UNAUTHENTICATED),
     (PermissionDenied("not an operator credential"), code_pb2.PERMISSION_DENIED),
@@ -38,6 +41,7 @@ EXPECTED = [
     (RegistriesUnavailable("no registry answered"), code_pb2.UNAVAILABLE),
     (StoreUnavailable("certificate store: record failed"), code_pb2.UNAVAILABLE),
     (DuplicateUvciError("certificate store: record: UVCI already taken"), code_pb2.UNAVAILABLE),
+    (Overloaded("server overloaded: too many calls in flight"), code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from regfed.breaker import CircuitBreaker
 from regfed.domain.model import PersonQuery, PersonRecord, Registry, Vaccination
 from regfed.errors import RegistryError
 from regfed.federation.fanout import Federation, SourceStatus, Upstream
@@ -34,7 +35,13 @@ class FakeRegistry:
     answer: PersonRecord | Exception | None
     delay: float = 0.0
 
+    asked: int = 0
+
+    def keyed_on(self, query: PersonQuery) -> bool:
+        return True
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
+        self.asked += 1
         await asyncio.sleep(self.delay)
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -63,6 +70,9 @@ class RendezvousRegistry:
 
     registry: Registry
     barrier: asyncio.Barrier
+
+    def keyed_on(self, query: PersonQuery) -> bool:
+        return True
 
     async def find(self, query: PersonQuery) -> PersonRecord | None:
         await self.barrier.wait()
@@ -133,35 +143,43 @@ async def test_cancellation_propagates() -> None:
 
 
 @pytest.mark.parametrize(
-    ("last", "first", "middle", "mismatch"),
+    ("last", "first", "middle", "same"),
     [
-        ("ИВАНОВ", "иван", "", False),  # case does not matter
-        ("Иванов", "Иван", "Иванович", False),
-        ("Иванов", "Иван", "Петрович", True),  # both give a patronymic: it counts
-        ("Иваноф", "Иван", "", True),
+        ("ИВАНОВ", "иван", "", True),  # case does not matter
+        ("Иванов", "Иван", "Иванович", True),
+        ("Иванов", "Иван", "", True),  # a patronymic counts only when both give one
+        ("Иванов", "Иван", "Петрович", False),  # both give one: it counts
+        ("Иваноф", "Иван", "", False),
+        ("Иванов", "Пётр", "Иванович", False),
     ],
 )
-async def test_name_spelling_is_compared_but_does_not_prevent_a_match(
-    last: str, first: str, middle: str, mismatch: bool
+async def test_a_record_is_the_person_only_when_the_names_agree(
+    last: str, first: str, middle: str, same: bool
 ) -> None:
-    """A record found by identifier and birth date matches whatever the spelling; a
-    different spelling (case-insensitive, ё as е) is reported."""
+    """A record found by identifier and birth date is a match only if the names agree;
+    otherwise it is NOT_FOUND and nothing of it is kept (whatever the adapter returned)."""
     registry_record = PersonRecord(
         Registry.CITY, "Иванов", "Иван", "Иванович", date(1980, 3, 14), snils="11223344595"
     )
     query = PersonQuery(last, first, middle, date(1980, 3, 14), snils="11223344595")
     federation = federation_of([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
     lookup = await federation.lookup(query)
-    assert lookup.sources[0].status is SourceStatus.MATCHED
-    assert lookup.sources[0].name_mismatch is mismatch
+    if same:
+        assert lookup.sources[0].status is SourceStatus.MATCHED
+        assert lookup.record is not None
+    else:
+        assert lookup.sources[0].status is SourceStatus.NOT_FOUND
+        assert lookup.sources[0].record is None
+        assert lookup.record is None
+    assert not lookup.degraded
 
 
-async def test_yo_is_folded_when_names_are_compared() -> None:
-    """ "Фёдоров" in the request and "Федоров" in the registry are the same name."""
-    registry_record = PersonRecord(Registry.CITY, "Федоров", "Михаил", "", date(1960, 10, 5))
-    query = PersonQuery("Фёдоров", "Михаил", "", date(1960, 10, 5), snils="22586149383")
+async def test_yo_and_hyphens_are_folded_when_names_are_compared() -> None:
+    """ "Фёдоров" and "Федоров", "Анна-Мария" and "Анна Мария" are the same names."""
+    registry_record = PersonRecord(Registry.CITY, "Федоров", "Анна Мария", "", date(1960, 10, 5))
+    query = PersonQuery("Фёдоров", "Анна-Мария", "", date(1960, 10, 5), snils="22586149383")
     federation = federation_of([FakeRegistry(Registry.CITY, registry_record)], timeout=1)
-    assert not (await federation.lookup(query)).sources[0].name_mismatch
+    assert (await federation.lookup(query)).sources[0].status is SourceStatus.MATCHED
 
 
 async def test_the_leading_upstream_leads_wherever_it_is_listed() -> None:
@@ -187,3 +205,77 @@ async def test_the_leading_upstream_leads_wherever_it_is_listed() -> None:
         Registry.FEDERAL,
         Registry.CITY,
     ]
+
+
+# --- circuit breakers --------------------------------------------------------------------
+
+
+class SteppedClock:
+    """A monotonic clock for breakers that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guarded(adapter: FakeRegistry, clock: SteppedClock, timeout: float = 1.0) -> Federation:
+    """One upstream with a breaker that opens after 3 failures and probes after 5 s."""
+    breaker = CircuitBreaker("city registry", failures=3, reset_after=5.0, clock=clock)
+    return Federation([Upstream(adapter, timeout, leads=True, breaker=breaker)])
+
+
+async def test_an_open_breaker_answers_failed_without_asking() -> None:
+    """After consecutive failures the registry is not asked: FAILED at once."""
+    clock = SteppedClock()
+    dead = FakeRegistry(Registry.CITY, RegistryError("down"))
+    federation = guarded(dead, clock)
+    for _ in range(3):
+        assert (await federation.lookup(QUERY)).sources[0].status is SourceStatus.FAILED
+    assert dead.asked == 3
+    lookup = await federation.lookup(QUERY)
+    assert lookup.sources[0].status is SourceStatus.FAILED
+    assert dead.asked == 3  # not asked: the breaker is open
+
+
+async def test_one_probe_after_the_reset_closes_the_breaker() -> None:
+    """Once the reset time has passed one call probes; its success closes the breaker."""
+    clock = SteppedClock()
+    registry = FakeRegistry(Registry.CITY, RegistryError("down"))
+    federation = guarded(registry, clock)
+    for _ in range(3):
+        await federation.lookup(QUERY)
+    registry.answer = record(Registry.CITY)  # it is back
+    assert (await federation.lookup(QUERY)).sources[0].status is SourceStatus.FAILED
+    clock.now += 5.0
+    assert (await federation.lookup(QUERY)).sources[0].status is SourceStatus.MATCHED
+    assert (await federation.lookup(QUERY)).sources[0].status is SourceStatus.MATCHED
+    assert registry.asked == 5
+
+
+async def test_a_timeout_of_the_callers_own_deadline_does_not_count_against_the_registry() -> None:
+    """Only a registry that used up its own timeout counts as failing."""
+    clock = SteppedClock()
+    slow = FakeRegistry(Registry.CITY, None, delay=5)
+    federation = guarded(slow, clock, timeout=1.0)
+    for _ in range(5):
+        lookup = await federation.lookup(QUERY, remaining=0.01)
+        assert lookup.sources[0].status is SourceStatus.TIMED_OUT
+    assert slow.asked == 5  # the breaker never opened
+
+
+async def test_a_registry_without_the_querys_identifiers_is_not_asked() -> None:
+    """A registry the query has no key for answers NOT_FOUND without a call, even with its
+    breaker open: it could not know the person anyway."""
+
+    @dataclass
+    class PassportOnly(FakeRegistry):
+        def keyed_on(self, query: PersonQuery) -> bool:
+            return query.passport is not None
+
+    registry = PassportOnly(Registry.FEDERAL, RegistryError("down"))
+    lookup = await Federation([Upstream(registry, 1.0)]).lookup(QUERY)
+    assert lookup.sources[0].status is SourceStatus.NOT_FOUND
+    assert not lookup.degraded
+    assert registry.asked == 0

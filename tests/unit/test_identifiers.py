@@ -15,8 +15,10 @@ from regfed.domain.identifiers import (
     normalise_passport,
     normalise_snils,
     parse_birth_date,
+    same_names,
     snils_check_digits,
 )
+from regfed.domain.model import PersonQuery
 from regfed.errors import InvalidField
 from regfed.registries.federal import format_passport_federal, format_snils_federal
 
@@ -211,8 +213,9 @@ def test_format_passport_federal() -> None:
 
 
 def test_fold_name() -> None:
-    """Case-folded, 'ё' as 'е', trimmed, inner whitespace collapsed."""
+    """Case-folded, 'ё' as 'е', hyphens as spaces, trimmed, inner whitespace collapsed."""
     assert fold_name("  Семёнова   Алёна\tЁжиковна ") == "семенова алена ежиковна"
+    assert fold_name("Римский-Корсаков") == fold_name("Римский\u2010Корсаков") == "римский корсаков"
 
 
 def test_fold_name_handles_decomposed_yo() -> None:
@@ -227,12 +230,41 @@ def test_fold_name_handles_decomposed_yo() -> None:
         ("Ёлкин", "елкин", True),
         ("Анна  Мария", "анна мария", True),
         ("Иванов", "Иванова", False),
-        ("Анна-Мария", "Анна Мария", False),
+        ("Анна-Мария", "Анна Мария", True),
+        ("Анна - Мария", "анна мария", True),
+        ("АннаМария", "Анна Мария", False),
+        ("Иван", "Ivan", False),
     ],
 )
 def test_names_match(a: str, b: str, same: bool) -> None:
-    """Names match ignoring case, 'ё'/'е' and spacing, and nothing else."""
+    """Names match ignoring case, 'ё'/'е', hyphens and spacing, and nothing else."""
     assert names_match(a, b) is same
+
+
+SIDOROV = PersonQuery("Сидоров", "Пётр", "Петрович", date(1980, 5, 17), snils="11223344595")
+
+
+@pytest.mark.parametrize(
+    ("record", "same"),
+    [
+        (("СИДОРОВ", "петр", "Петрович"), True),
+        (("Сидоров", "Пётр", ""), True),  # the registry has no patronymic: not compared
+        (("Сидоров", "Пётр", "Иванович"), False),  # both have one: compared
+        (("Сидоров", "Павел", "Петрович"), False),
+        (("Петров", "Пётр", "Петрович"), False),
+        (("", "", ""), False),
+    ],
+)
+def test_same_names(record: tuple[str, str, str], same: bool) -> None:
+    """A record is the person only when surname and given name agree, and the patronymic
+    too when both sides have one."""
+    assert same_names(SIDOROV, *record) is same
+
+
+def test_same_names_without_a_patronymic_in_the_request() -> None:
+    """A request without a patronymic matches a record with one."""
+    query = PersonQuery("Сидоров", "Пётр", "", date(1980, 5, 17), snils="11223344595")
+    assert same_names(query, "Сидоров", "Пётр", "Петрович")
 
 
 # --- birth date --------------------------------------------------------------------------

@@ -107,7 +107,6 @@ def source_report(outcome: SourceOutcome) -> pb.SourceReport:
         status=SOURCE_STATUS[outcome.status],
         latency=_duration(outcome.latency),
         skipped_events=outcome.record.skipped_events if outcome.record else 0,
-        name_mismatch=outcome.name_mismatch,
     )
 
 

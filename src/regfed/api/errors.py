@@ -28,11 +28,14 @@ from regfed.errors import (
     InvalidRequest,
     NotFound,
     NotServed,
+    Overloaded,
     PermissionDenied,
     RegfedError,
     Unauthenticated,
     Unavailable,
+    UndecodableRequest,
 )
+from regfed.logthrottle import DEPENDENCIES
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,16 @@ def _unavailable(exc: RegfedError) -> tuple[str, list[message.Message]]:
     return str(exc), [info, retry]
 
 
+def _overloaded(exc: RegfedError) -> tuple[str, list[message.Message]]:
+    """Retryable after a short pause (gRPC's retry policies treat RESOURCE_EXHAUSTED so)."""
+    assert isinstance(exc, Overloaded)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
+    retry = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)
+    )
+    return str(exc), [info, retry]
+
+
 def _plain(exc: RegfedError) -> tuple[str, list[message.Message]]:
     return str(exc), []
 
@@ -88,11 +101,13 @@ def _plain(exc: RegfedError) -> tuple[str, list[message.Message]]:
 TABLE: dict[type[RegfedError], tuple[int, Callable[[RegfedError], Any]]] = {
     InvalidRequest: (code_pb2.INVALID_ARGUMENT, _invalid_request),
     InvalidField: (code_pb2.INVALID_ARGUMENT, _invalid_field),
+    UndecodableRequest: (code_pb2.INVALID_ARGUMENT, _plain),
     NotFound: (code_pb2.NOT_FOUND, _plain),
     Unauthenticated: (code_pb2.UNAUTHENTICATED, _plain),
     PermissionDenied: (code_pb2.PERMISSION_DENIED, _plain),
     NotServed: (code_pb2.UNIMPLEMENTED, _plain),
     Unavailable: (code_pb2.UNAVAILABLE, _unavailable),
+    Overloaded: (code_pb2.RESOURCE_EXHAUSTED, _overloaded),
 }
 
 
@@ -163,7 +178,8 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
 async def abort_with_error(
     context: grpc.aio.ServicerContext[Any, Any], exc: Exception, name: str = "call"
 ) -> None:
-    """Abort the call with the status ``exc`` maps to (never returns).
+    """Abort the call with the status ``exc`` maps to (never returns; ``name``: the
+    method, for the log).
 
     Trailing metadata already set on the call (the request id the interceptor returns to
     the caller) is kept beside the status details.
@@ -178,6 +194,10 @@ async def abort_with_error(
         if remaining is not None and remaining <= 0:
             # Nothing answered because the caller's own time ran out.
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded", kept)
-        log.warning("%s", status.message, exc_info=exc.__cause__ is not None)
+        # During an outage every call fails alike: the first with its traceback, then a
+        # count (logthrottle).
+        assert isinstance(exc, Unavailable)
+        cause = exc if exc.__cause__ is not None else None
+        DEPENDENCIES.log(log, logging.WARNING, exc.reason, "%s", status.message, exc_info=cause)
     rich = rpc_status.to_status(status)
     await context.abort(rich.code, rich.details, kept + tuple(rich.trailing_metadata))

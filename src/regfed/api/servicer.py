@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from regfed import logs
+from regfed import deadlines, logs
 from regfed.api import auth, convert
 from regfed.api.errors import rpc_boundary
 from regfed.api.validation import (
@@ -72,8 +72,9 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
             raise InvalidRequest([FieldViolation("qr_format", "unknown QR format")])
         query = person_query(request.person, moscow_date(self._clock()))
         image = IMAGE_FORMAT[request.qr_format]
+        # The caller's deadline, or the default one for a caller without (api/limits.py).
         result = await self._issuance.issue(
-            query, remaining=context.time_remaining(), image=image, actor=_actor()
+            query, remaining=deadlines.remaining(), image=image, actor=_actor()
         )
         return convert.issue_response(result)
 
@@ -110,7 +111,7 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
             query,
             contact=contact,
             category=category,
-            remaining=context.time_remaining(),
+            remaining=deadlines.remaining(),
             actor=_actor(),
         )
         return convert.application(view)

@@ -7,6 +7,7 @@ field, never what the field held.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -30,12 +31,15 @@ MAX_NAME_LENGTH = 100
 
 
 def _name(value: str, field: str, violations: list[FieldViolation], *, required: bool) -> str:
-    """A stripped name, or a violation when it is required and empty, or too long."""
+    """A stripped name, or a violation when it is required and empty, too long, or holds
+    control characters (no name has them; they are how junk and injection attempts look)."""
     name = " ".join(value.split())
     if required and not name:
         violations.append(FieldViolation(field, "must not be empty"))
     elif len(name) > MAX_NAME_LENGTH:
         violations.append(FieldViolation(field, f"must be at most {MAX_NAME_LENGTH} characters"))
+    elif any(unicodedata.category(ch) == "Cc" for ch in name):
+        violations.append(FieldViolation(field, "must not contain control characters"))
     return name
 
 
@@ -120,6 +124,10 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
         violations.append(
             FieldViolation("uvci", f"must start with {UVCI_PREFIX} (at most {MAX_TEXT} characters)")
         )
+    elif not (uvci.isascii() and uvci.isprintable()) or " " in uvci:
+        # Every UVCI is printable ASCII; a NUL would not even reach the database (PostgreSQL
+        # text cannot hold one).
+        violations.append(FieldViolation("uvci", "must be printable ASCII without spaces"))
     reason = " ".join(reason.split())
     if not reason:
         violations.append(FieldViolation("reason", "must not be empty"))
@@ -127,6 +135,8 @@ def revocation(uvci: str, reason: str) -> tuple[str, str]:
         violations.append(
             FieldViolation("reason", f"must be at most {MAX_REASON_LENGTH} characters")
         )
+    elif any(unicodedata.category(ch) == "Cc" for ch in reason):
+        violations.append(FieldViolation("reason", "must not contain control characters"))
     if violations:
         raise InvalidRequest(violations)
     return uvci, reason

@@ -205,8 +205,6 @@ def describe_issue(response: pb.IssueResponse) -> str:
         status = _name(pb.SourceStatus, report.status, "SOURCE_STATUS_")
         millis = report.latency.ToNanoseconds() / 1e6
         skipped = f", {report.skipped_events} events skipped" if report.skipped_events else ""
-        if report.name_mismatch:
-            skipped += ", the registry spells the name differently"
         lines.append(f"  source:      {registry} {status} in {millis:.1f} ms{skipped}")
     if response.degraded:
         lines.append("  DEGRADED: a registry did not answer; the answer rests on the other")

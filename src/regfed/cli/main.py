@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -156,19 +157,32 @@ def _announce(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings, *, seed: bool, serve_metrics: bool = True) -> None:
-    from regfed.app import Application
-
-    app = Application(settings, serve_metrics=serve_metrics)
+    """Serve until SIGINT or SIGTERM, which are obeyed at any moment: during start-up too
+    (the start is abandoned and what it opened is closed), then with a graceful stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await app.start(seed_demo=seed)
+    from regfed.app import Application
+
+    log = logging.getLogger(__name__)
+    log.info("starting (pid %d); SIGTERM or SIGINT stops at any moment", os.getpid())
+    app = Application(settings, serve_metrics=serve_metrics)
+    starting = asyncio.create_task(app.start(seed_demo=seed))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopping during start-up")
+        starting.cancel()
+        await asyncio.wait((starting,))  # its cleanup runs; its CancelledError stays there
+        return
+    stopping.cancel()
+    starting.result()  # a failed start raises here (ConfigError: "cannot start")
     _announce(settings)
     try:
         await stop.wait()
     finally:
-        logging.getLogger(__name__).info("shutting down")
+        log.info("shutting down")
         await app.stop()
 
 

@@ -1,10 +1,12 @@
 """``regfed serve --workers N``: several server processes on one port (SO_REUSEPORT).
 
 One Python process serves on one core. The supervisor does once what workers must not
-race on — creating development secrets, starting and seeding the embedded PostgreSQL,
-migrating the store — then starts N ``regfed serve`` processes that share the listening
-port (the kernel spreads connections across them), and stops them all on SIGINT/SIGTERM
-or as soon as one of them dies.
+race on — creating development secrets, starting and seeding the embedded PostgreSQL —
+and tries to migrate the store (a store that is down is left to the workers, which
+migrate it under an advisory lock when it appears), then starts N ``regfed serve``
+processes that share the listening port (``REGFED_REUSE_PORT``: the kernel spreads
+connections across them), and stops them all on SIGINT/SIGTERM or as soon as one of them
+dies.
 
 Metrics: the workers run prometheus-client in multiprocess mode, in a folder the
 supervisor makes for the run (``PROMETHEUS_MULTIPROC_DIR``, emptied first so no earlier
@@ -58,11 +60,16 @@ async def _prepare(
         from regfed.demo.seed import seed_demo
 
         await seed_demo(dbs.city, dbs.federal, utc_now())
-    conn = await asyncpg.connect(dbs.store)
     try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+        async with asyncio.timeout(settings.store_timeout):
+            conn = await asyncpg.connect(dbs.store)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("store unreachable (%s): the workers will migrate it", type(exc).__name__)
+    else:
+        try:
+            await migrate(conn)
+        finally:
+            conn.terminate()
     env = dict(os.environ)
     env.update(
         REGFED_STORE_DSN=dbs.store,
@@ -73,6 +80,7 @@ async def _prepare(
         # The workers see three DSNs, as in production, so they need the key named; the
         # supervisor made sure it exists (the demo's is created above).
         REGFED_APPLICATION_KEY_FILE=str(settings.application_key_path),
+        REGFED_REUSE_PORT="true",
     )
     if settings.insecure:
         env["REGFED_INSECURE"] = "true"
@@ -93,8 +101,19 @@ async def supervise(
     on_ready: Callable[[], None],
 ) -> int:
     """Run ``workers`` server processes until a signal or a worker's exit; the exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        env = await _prepare(settings, stack, seed)
+        preparing = asyncio.create_task(_prepare(settings, stack, seed))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait((preparing, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not preparing.done():  # a signal during preparation: nothing started yet
+            preparing.cancel()
+            await asyncio.wait((preparing,))
+            return 0
+        env = preparing.result()
         command = [sys.executable, "-m", "regfed"]
         if config is not None:
             command += ["--config", str(config)]
@@ -117,10 +136,6 @@ async def supervise(
         ]
         log.info("started %d workers: %s", workers, [p.pid for p in processes])
         on_ready()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         waits = [asyncio.create_task(p.wait()) for p in processes]
         if multiproc_dir is not None:
             for process, wait in zip(processes, waits, strict=True):
@@ -133,7 +148,7 @@ async def supervise(
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(settings.grace + 10):
+            async with asyncio.timeout(settings.drain_delay + settings.grace + 10):
                 await asyncio.gather(*waits)
         except TimeoutError:
             for process in processes:

@@ -80,8 +80,10 @@ class DemoPerson:
     city_events: tuple[CityEvent, ...] = ()
     federal_events: tuple[FederalEvent, ...] = ()
     region: int = 77  # federal region_code of registration and of the events
-    # The key of the person whose identifiers this one types with another birth date.
+    # The key of the person whose identifiers this one types, and what differs: a
+    # lookalike is in neither registry, and must be answered as an unknown person.
     lookalike_of: str | None = None
+    lookalike_note: str = ""
     # A federal record with these events that "arrives late": not seeded, inserted by
     # ``regfed demo arrive`` (the story of applications).
     arrives: tuple[FederalEvent, ...] = ()
@@ -105,7 +107,7 @@ class DemoPerson:
     def registries(self) -> str:
         """Where the person is registered, for the README."""
         if self.lookalike_of is not None:
-            return "neither (the identifiers are registered with another birth date)"
+            return f"neither ({self.lookalike_note})"
         if self.arrives:
             return f"neither (federal after `regfed demo arrive {self.last_name}`)"
         flags = (("city", self.in_city), ("federal", self.in_federal))
@@ -236,8 +238,19 @@ DEMO_PEOPLE: tuple[DemoPerson, ...] = (
     DemoPerson(
         "wrong-birth-date", "Белова", "Мария", "Сергеевна", date(1985, 4, 21),
         "14628735990", "7753100000000101", None, in_city=False, in_federal=False,
-        lookalike_of="city-sputnik-v", outcome="DENIED:NOT_FOUND",
+        lookalike_of="city-sputnik-v",
+        lookalike_note="the identifiers are registered with another birth date",
+        outcome="DENIED:NOT_FOUND",
         expected="denied: NOT_FOUND (the first person's SNILS and OMS, wrong birth date)",
+    ),
+    DemoPerson(
+        "wrong-name", "Иванов", "Иван", "", date(1985, 4, 12),
+        "14628735990", None, None, in_city=False, in_federal=False,
+        lookalike_of="city-sputnik-v",
+        lookalike_note="the SNILS and birth date are registered under another name",
+        outcome="DENIED:NOT_FOUND",
+        expected="denied: NOT_FOUND (the first person's SNILS and birth date, another name: "
+        "knowing both is not enough)",
     ),
     DemoPerson(
         "arrives-late", "Зайцев", "Артём", "Ильич", date(1993, 7, 14),

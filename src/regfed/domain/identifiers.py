@@ -11,6 +11,7 @@ import re
 import unicodedata
 from datetime import date
 
+from regfed.domain.model import PersonQuery
 from regfed.errors import InvalidField
 
 _DIGITS = frozenset("0123456789")  # str.isdigit() would also take '٣', '³', ...
@@ -78,17 +79,34 @@ def normalise_passport(raw: str) -> str:
     )
 
 
+# Hyphen-like characters people and registries write in double names ("Анна-Мария"):
+# the ASCII hyphen-minus, the Unicode hyphens, the figure dash and the en and em dashes.
+_HYPHENS = str.maketrans(dict.fromkeys("-\u2010\u2011\u2012\u2013\u2014", " "))
+
+
 def fold_name(name: str) -> str:
-    """A name folded for comparison: case-folded, 'ё' as 'е', whitespace trimmed and
-    collapsed."""
+    """A name folded for comparison: case-folded, 'ё' as 'е', hyphens as spaces, whitespace
+    trimmed and collapsed."""
     # NFC first, so a 'е' followed by a combining diaeresis folds like a precomposed 'ё'.
     folded = unicodedata.normalize("NFC", name).casefold().replace("ё", "е")
-    return " ".join(folded.split())
+    return " ".join(folded.translate(_HYPHENS).split())
 
 
 def names_match(a: str, b: str) -> bool:
-    """Whether two spellings are the same name, ignoring case, 'ё'/'е' and spacing."""
+    """Whether two spellings are the same name, ignoring case, 'ё'/'е', hyphens and spacing."""
     return fold_name(a) == fold_name(b)
+
+
+def same_names(query: PersonQuery, last_name: str, first_name: str, middle_name: str) -> bool:
+    """Whether a registry record's names are the query's: the surname and the given name
+    always, the patronymic when both have one (registries README, "People and
+    identifiers"). A record that fails this is not the person asked about, whatever its
+    identifiers and birth date say."""
+    if not (names_match(query.last_name, last_name) and names_match(query.first_name, first_name)):
+        return False
+    if not (fold_name(query.middle_name) and fold_name(middle_name)):
+        return True
+    return names_match(query.middle_name, middle_name)
 
 
 def parse_birth_date(raw: str, today: date) -> date:

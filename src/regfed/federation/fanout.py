@@ -5,7 +5,15 @@ own timeout and its role in the merge. A third registry (a partner region reache
 gRPC) is one more entry and one more adapter; nothing here changes.
 
 Each upstream answers with a named outcome — matched, not found, failed, timed out — never
-an exception: a registry's fault degrades the answer, it does not fail the call.
+an exception: a registry's fault degrades the answer, it does not fail the call. An
+upstream may have a circuit breaker (:mod:`regfed.breaker`): while it is open the
+registry is not asked and reports FAILED at once, instead of every call waiting out its
+timeout on a dead registry.
+
+A record is the person only if its names agree with the query's
+(:func:`~regfed.domain.identifiers.same_names`). The adapters choose their record by that
+rule; the federation checks it again for every upstream, so a record that is not the
+person becomes NOT_FOUND here whatever an adapter does, and nothing of it goes further.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from regfed.domain.identifiers import names_match
+from regfed import deadlines
+from regfed.breaker import UNGUARDED, CircuitBreaker
+from regfed.domain.identifiers import same_names
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.errors import RegistryError
 from regfed.federation.merge import merge
+from regfed.logthrottle import DEPENDENCIES
 from regfed.registries.base import RegistryAdapter
 
 log = logging.getLogger(__name__)
@@ -43,8 +54,6 @@ class SourceOutcome:
     status: SourceStatus
     latency: float  # seconds
     record: PersonRecord | None = None
-    # Matched by identifier and birth date, with the name spelled otherwise.
-    name_mismatch: bool = False
 
     @property
     def answered(self) -> bool:
@@ -78,12 +87,14 @@ class Upstream:
     it has one, leads the merge (names, and events the same in two registries). Records
     are merged in list order with the leading upstreams' first, so with the city leading
     and the federal registry after it, the city's record leads when the city knows the
-    person and the federal one stands alone otherwise.
+    person and the federal one stands alone otherwise. ``breaker``: when given, failures
+    and timeouts of this upstream open it, and it is not asked while it is open.
     """
 
     adapter: RegistryAdapter
     timeout: float
     leads: bool = False
+    breaker: CircuitBreaker | None = None
 
 
 class Federation:
@@ -108,9 +119,7 @@ class Federation:
 
         Latency is the slower registry's, never the sum.
         """
-        outcomes = await asyncio.gather(
-            *(self._ask(u.adapter, query, _limit(u.timeout, remaining)) for u in self._upstreams)
-        )
+        outcomes = await asyncio.gather(*(self._ask(u, query, remaining) for u in self._upstreams))
         if self._observer is not None:
             for outcome in outcomes:
                 self._observer(outcome)
@@ -118,45 +127,81 @@ class Federation:
         return FederatedLookup(sources=tuple(outcomes), record=merge(records))
 
     @staticmethod
-    async def _ask(adapter: RegistryAdapter, query: PersonQuery, limit: float) -> SourceOutcome:
+    async def _ask(
+        upstream: Upstream, query: PersonQuery, remaining: float | None
+    ) -> SourceOutcome:
         """One registry's outcome; its failures are reported, not raised."""
+        adapter = upstream.adapter
+        name = adapter.registry.value
         started = time.perf_counter()
+        if not adapter.keyed_on(query):
+            # Nothing to ask this registry: it cannot know the person, down or not.
+            return SourceOutcome(
+                adapter.registry, SourceStatus.NOT_FOUND, time.perf_counter() - started
+            )
+        permit = upstream.breaker.permit() if upstream.breaker is not None else UNGUARDED
+        if permit is None:
+            # The breaker is open: the registry is taken as down, nobody waits on it.
+            return SourceOutcome(
+                adapter.registry, SourceStatus.FAILED, time.perf_counter() - started
+            )
+        limit = _limit(upstream.timeout, remaining)
         status = SourceStatus.NOT_FOUND
         record: PersonRecord | None = None
         try:
             async with asyncio.timeout(limit):
-                record = await adapter.find(query)
-            if record is not None:
-                status = SourceStatus.MATCHED
+                with deadlines.within(limit):
+                    record = await adapter.find(query)
         except TimeoutError:
             status = SourceStatus.TIMED_OUT
-            log.warning("registry %s timed out after %.3fs", adapter.registry.value, limit)
+            if limit < upstream.timeout:
+                permit.abandoned()  # the caller's time ran out, not the registry's
+            else:
+                permit.failed()
+            DEPENDENCIES.log(
+                log,
+                logging.WARNING,
+                f"registry:{name}",
+                "registry %s timed out after %.3fs",
+                name,
+                limit,
+            )
         except RegistryError as exc:
             status = SourceStatus.FAILED
-            log.warning("registry %s failed: %s", adapter.registry.value, exc)
-        except Exception:
+            permit.failed()
+            DEPENDENCIES.log(
+                log, logging.WARNING, f"registry:{name}", "registry %s failed: %s", name, exc
+            )
+        except Exception as exc:
             # An adapter bug must not take the other registry's answer down with it.
             status = SourceStatus.FAILED
-            log.exception("registry %s failed unexpectedly", adapter.registry.value)
-        mismatch = record is not None and not _same_name(query, record)
-        return SourceOutcome(
-            adapter.registry, status, time.perf_counter() - started, record, mismatch
-        )
+            permit.failed()
+            DEPENDENCIES.log(
+                log,
+                logging.ERROR,
+                f"registry:{name}",
+                "registry %s failed unexpectedly",
+                name,
+                exc_info=exc,
+            )
+        except BaseException:
+            permit.abandoned()  # cancelled: the call is gone, the registry told nothing
+            raise
+        else:
+            permit.succeeded()
+            if record is not None and same_names(
+                query, record.last_name, record.first_name, record.middle_name
+            ):
+                status = SourceStatus.MATCHED
+            else:
+                record = None  # not the person asked about: as if unknown, nothing kept
+        return SourceOutcome(adapter.registry, status, time.perf_counter() - started, record)
 
 
 def _limit(timeout: float, remaining: float | None) -> float:
-    """An upstream's own timeout, cut to what is left of the caller's deadline."""
-    return timeout if remaining is None else max(0.0, min(timeout, remaining))
-
-
-def _same_name(query: PersonQuery, record: PersonRecord) -> bool:
-    """Whether the registry spells the person's names as the request does (a patronymic
-    only counts when both give one)."""
-    if not (
-        names_match(query.last_name, record.last_name)
-        and names_match(query.first_name, record.first_name)
-    ):
-        return False
-    return not (query.middle_name and record.middle_name) or names_match(
-        query.middle_name, record.middle_name
-    )
+    """An upstream's own timeout, cut to what is left of the caller's deadline less a
+    tenth of it (at most 0.2 s): the store and the signer need a moment after the lookup,
+    and a degraded answer in time beats a complete one too late."""
+    if remaining is None:
+        return timeout
+    return max(0.0, min(timeout, remaining - min(0.2, remaining / 10)))

@@ -15,15 +15,26 @@ from regfed.domain.model import PersonQuery, PersonRecord, Registry
 class RegistryAdapter(Protocol):
     """Looks a person up in one registry.
 
+    A record is the person asked about only when one identifier of the query equals the
+    record's, the birth date equals, and the names agree
+    (:func:`regfed.domain.identifiers.same_names`); anything less is no match, and nothing
+    of a record that is not a match may leave the adapter (not even in a log line).
+
     Implementations raise :class:`regfed.errors.RegistryError` for every failure of the
-    registry and let ``asyncio.CancelledError`` through untouched: the caller applies its
-    deadline with ``asyncio.timeout`` and must see its own cancellation.
+    registry, let ``TimeoutError`` and ``asyncio.CancelledError`` through untouched (the
+    caller applies its deadline and must see its own cancellation), and must not hold a
+    connection past a cancellation (``postgres/bounded.py`` terminates it).
     """
 
     # A read-only protocol member, so an implementation may use a plain attribute.
     @property
     def registry(self) -> Registry:
         """Which registry this adapter reads."""
+        ...
+
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """Whether ``query`` carries an identifier this registry is keyed on (else it is
+        not asked at all, and does not know the person)."""
         ...
 
     async def find(self, query: PersonQuery) -> PersonRecord | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from regfed.domain.identifiers import same_names
 from regfed.domain.model import (
     Confirmation,
     IllnessEpisode,
@@ -25,6 +26,7 @@ from regfed.domain.model import (
     Vaccination,
 )
 from regfed.domain.vaccines import VaccineProduct
+from regfed.postgres.bounded import Queryable
 from regfed.registries.sql import translate_errors
 
 logger = logging.getLogger(__name__)
@@ -36,10 +38,11 @@ logger = logging.getLogger(__name__)
 # which cannot use the unique indexes.
 #
 # Both identifiers are unique, so at most two patients match: one by SNILS, one by OMS
-# policy (a registry inconsistency, or two people's identifiers in one request). The
-# ORDER BY prefers the SNILS match, then the OMS one, and only that patient's events are
-# fetched. A match with another birth date is filtered out in SQL, so it looks exactly
-# like an unknown identifier.
+# policy (a registry inconsistency, or two people's identifiers in one request). Both
+# candidates come back, the SNILS match first, and the first whose names agree with the
+# query's is the person (names are compared folded, in Python: see same_names). A match
+# with another birth date is filtered out in SQL, so it looks exactly like an unknown
+# identifier; one with other names is dropped before anything of it is read.
 _LOOKUP_SQL = """
 SELECT
     p.patient_id,
@@ -73,29 +76,36 @@ WHERE (p.snils = $1::bpchar OR p.oms_policy = $2::bpchar)
 ORDER BY (p.snils = $1::bpchar) IS TRUE DESC,
          (p.oms_policy = $2::bpchar) IS TRUE DESC,
          p.patient_id
-LIMIT 1
+LIMIT 2
 """
 
 
 class CityRegistry:
-    """Reads the city medical registry through an asyncpg pool the caller owns."""
+    """Reads the city medical registry through a pool the caller owns (a
+    :class:`~regfed.postgres.bounded.BoundedPool` in the service)."""
 
-    def __init__(self, pool: asyncpg.Pool, vaccines: Mapping[str, VaccineProduct]) -> None:
+    def __init__(self, pool: Queryable, vaccines: Mapping[str, VaccineProduct]) -> None:
         self.registry = Registry.CITY
         self._pool = pool
         self._vaccines = vaccines
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """The city keys on SNILS and the OMS policy."""
+        return query.snils is not None or query.oms_policy is not None
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
-        """The patient matching an identifier and the birth date, with all their events."""
-        if query.snils is None and query.oms_policy is None:
-            return None  # the city keys on SNILS and OMS only: nothing to ask
+        """The patient matching an identifier, the birth date and the names, with all
+        their events."""
+        if not self.keyed_on(query):
+            return None  # nothing to ask
         async with translate_errors(self.registry):
-            row = await self._pool.fetchrow(
+            rows = await self._pool.fetch(
                 _LOOKUP_SQL, query.snils, query.oms_policy, query.birth_date
             )
-        if row is None:
-            return None
-        return self._to_record(row)
+        for row in rows:
+            if same_names(query, row["last_name"], row["first_name"], row["middle_name"] or ""):
+                return self._to_record(row)
+        return None
 
     def _to_record(self, row: asyncpg.Record) -> PersonRecord:
         vaccinations, skipped = self._vaccinations(row["immunizations"])

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import asyncpg
-
+from regfed.domain.identifiers import same_names
 from regfed.domain.model import PersonQuery, PersonRecord, Registry
 from regfed.domain.vaccines import VaccineProduct
+from regfed.postgres.bounded import Queryable
 from regfed.registries.federal_events import RawEvent, parse_events
 from regfed.registries.sql import translate_errors
 
@@ -21,10 +21,11 @@ from regfed.registries.sql import translate_errors
 # columns as written keeps the unique indexes usable.
 #
 # Both identifiers are unique, so at most two citizens match (one by SNILS, one by
-# passport); the SNILS match is preferred, deterministically, and only that citizen's
-# events are fetched. A match with another birth date is filtered out in SQL, so it looks
-# exactly like an unknown identifier. details::text: the documents are parsed here, by
-# rules that tolerate bad ones, not by a connection-wide codec.
+# passport); both come back, the SNILS match first, and the first whose names agree with
+# the query's is the person. A match with another birth date is filtered out in SQL, so it
+# looks exactly like an unknown identifier; one with other names is dropped before its
+# documents are parsed. details::text: the documents are parsed here, by rules that
+# tolerate bad ones, not by a connection-wide codec.
 _LOOKUP_SQL = """
 SELECT
     c.snils,
@@ -43,26 +44,40 @@ FROM citizens c
 WHERE (c.snils = $1::text OR c.passport = $2::text)
   AND c.date_of_birth = $3::date
 ORDER BY (c.snils = $1::text) IS TRUE DESC, c.id
-LIMIT 1
+LIMIT 2
 """
 
 
 class FederalRegistry:
-    """Reads the federal registry through an asyncpg pool the caller owns."""
+    """Reads the federal registry through a pool the caller owns (a
+    :class:`~regfed.postgres.bounded.BoundedPool` in the service)."""
 
-    def __init__(self, pool: asyncpg.Pool, vaccines: Mapping[str, VaccineProduct]) -> None:
+    def __init__(self, pool: Queryable, vaccines: Mapping[str, VaccineProduct]) -> None:
         self.registry = Registry.FEDERAL
         self._pool = pool
         self._vaccines = vaccines
 
+    def keyed_on(self, query: PersonQuery) -> bool:
+        """The federal registry keys on SNILS and the passport."""
+        return query.snils is not None or query.passport is not None
+
     async def find(self, query: PersonQuery) -> PersonRecord | None:
-        """The citizen matching an identifier and the birth date, with all their events."""
-        if query.snils is None and query.passport is None:
-            return None  # the federal registry keys on SNILS and passport only
+        """The citizen matching an identifier, the birth date and the names, with all
+        their events."""
+        if not self.keyed_on(query):
+            return None  # nothing to ask
         snils = format_snils_federal(query.snils) if query.snils is not None else None
         passport = format_passport_federal(query.passport) if query.passport is not None else None
         async with translate_errors(self.registry):
-            row = await self._pool.fetchrow(_LOOKUP_SQL, snils, passport, query.birth_date)
+            rows = await self._pool.fetch(_LOOKUP_SQL, snils, passport, query.birth_date)
+        row = next(
+            (
+                r
+                for r in rows
+                if same_names(query, r["surname"], r["given_name"], r["patronymic"] or "")
+            ),
+            None,
+        )
         if row is None:
             return None
         events = parse_events(

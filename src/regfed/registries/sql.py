@@ -10,9 +10,9 @@ import asyncpg
 from regfed.domain.model import Registry
 from regfed.errors import RegistryError
 
-# Errors asyncpg and the network raise for a registry that cannot answer. TimeoutError is
-# an OSError: it can only come from asyncpg's own connect timeout here, because the
-# caller's asyncio.timeout surfaces as CancelledError inside us, which is not caught.
+# Errors asyncpg and the network raise for a registry that cannot answer. TimeoutError (an
+# OSError) is let through: a lookup that ran out of time is TIMED_OUT, not FAILED, whether
+# the federation's timeout or the pool's own bound (postgres/bounded.py) fired first.
 _DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -30,6 +30,8 @@ async def translate_errors(registry: Registry) -> AsyncIterator[None]:
     """
     try:
         yield
+    except TimeoutError:
+        raise
     except _DATABASE_ERRORS as exc:
         sqlstate = getattr(exc, "sqlstate", None)
         detail = type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")

@@ -22,6 +22,7 @@ import asyncpg
 
 from regfed.domain.model import CertificateKind, DenialReason, Registry
 from regfed.errors import StoreUnavailable
+from regfed.postgres.bounded import BoundedPool, bounded
 from regfed.service.ports import (
     ApplicationCategory,
     ApplicationCounts,
@@ -199,8 +200,9 @@ def _translated(operation: str) -> Iterator[None]:
 class ApplicationStore:
     """Applications in the service's own PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, pool: BoundedPool | asyncpg.Pool) -> None:
+        """Every statement bounded (REGFED_STORE_TIMEOUT within the caller's deadline)."""
+        self._pool = bounded(pool)
 
     async def open_for(self, person_key: bytes) -> ApplicationRecord | None:
         """The person's open application, if any."""

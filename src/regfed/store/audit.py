@@ -19,6 +19,7 @@ from typing import Final
 
 import asyncpg
 
+from regfed.postgres.bounded import BoundedPool, bounded
 from regfed.postgres.tasks import cancel_and_wait
 from regfed.service.audit import Action, AuditEntry
 from regfed.service.ports import require_aware
@@ -70,13 +71,13 @@ class RefusalTrail:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: BoundedPool | asyncpg.Pool,
         *,
         interval: float = 1.0,
         limit: int = 10_000,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
-        self._pool = pool
+        self._pool = bounded(pool)
         self._interval = interval
         self._limit = limit
         self._on_dropped = on_dropped
@@ -106,7 +107,7 @@ class RefusalTrail:
             for e in batch
         ]
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.connection() as conn:
                 await conn.copy_records_to_table("audit_log", records=records, columns=_COLUMNS)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning(

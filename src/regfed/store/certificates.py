@@ -3,6 +3,10 @@
 Every database failure leaves this module as :class:`~regfed.errors.StoreUnavailable`,
 whose message names the operation and the error class only: no SQL, no parameters, no
 personal data. The original exception stays chained (``__cause__``) for logs.
+
+Every statement is bounded in time (``postgres/bounded.py``: the store's timeout within
+the caller's deadline), and the store's circuit breaker, when given, fails calls at once
+while the database is taken as down (``regfed.breaker``; the store monitor probes it).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from typing import Final
 
 import asyncpg
 
+from regfed import deadlines
+from regfed.breaker import UNGUARDED, CircuitBreaker
 from regfed.domain.model import CertificateKind, DenialReason, Registry
 from regfed.errors import StoreUnavailable
+from regfed.postgres.bounded import BoundedPool, bounded, link_failure
 from regfed.service.audit import Actor
 from regfed.service.ports import CertificateRecord, IssuedCounts, require_aware
 
@@ -166,6 +173,8 @@ def _translated(operation: str) -> Iterator[None]:
     (it is a BaseException, never caught here)."""
     try:
         yield
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"certificate store: {operation} timed out") from exc
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "certificates_pkey":
             raise DuplicateUvciError(f"certificate store: {operation}: UVCI already taken") from exc
@@ -183,18 +192,53 @@ def _translated(operation: str) -> Iterator[None]:
         ) from exc
 
 
+def _outage(exc: StoreUnavailable) -> bool:
+    """Whether a failure says the database is unreachable or too slow (what the breaker
+    counts), rather than that it refused one statement (a constraint, a missing table)."""
+    cause = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return not deadlines.expired()  # our own bound ran out, not the caller's time
+    return cause is None or link_failure(cause)
+
+
 class CertificateStore:
     """Certificates and denial counters in the service's own PostgreSQL."""
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: BoundedPool | asyncpg.Pool,
         *,
+        breaker: CircuitBreaker | None = None,
         on_recorded: Callable[[CertificateRecord], None] | None = None,
     ) -> None:
         """``on_recorded`` hears each new certificate (the metrics)."""
-        self._pool = pool
+        self._pool = bounded(pool)
+        self._breaker = breaker
         self._on_recorded = on_recorded
+
+    @contextlib.contextmanager
+    def _guarded(self, operation: str) -> Iterator[None]:
+        """The breaker's leave for one operation, its outcome reported, its failures
+        translated."""
+        permit = self._breaker.permit() if self._breaker is not None else UNGUARDED
+        if permit is None:
+            raise StoreUnavailable(f"certificate store: {operation}: unavailable (circuit open)")
+        try:
+            with _translated(operation):
+                yield
+        except StoreUnavailable as exc:
+            if _outage(exc):
+                permit.failed()
+            elif isinstance(exc.__cause__, TimeoutError):
+                permit.abandoned()
+            else:
+                permit.succeeded()  # the database answered, if not as hoped
+            raise
+        except BaseException:
+            permit.abandoned()
+            raise
+        else:
+            permit.succeeded()
 
     async def record(
         self, candidate: CertificateRecord, actor: Actor | None = None, at: datetime | None = None
@@ -215,7 +259,7 @@ class CertificateStore:
             actor.role if actor else None,
             actor.request_id if actor else None,
         )
-        with _translated("record"):
+        with self._guarded("record"):
             for _ in range(_RECORD_ATTEMPTS):
                 row = await self._pool.fetchrow(
                     _RECORD,
@@ -259,13 +303,13 @@ class CertificateStore:
         self, person_key: bytes, basis_fingerprint: bytes
     ) -> CertificateRecord | None:
         """The live (unrevoked) certificate of this person on this basis, if any."""
-        with _translated("find_current"):
+        with self._guarded("find_current"):
             row = await self._pool.fetchrow(_FIND_CURRENT, person_key, basis_fingerprint)
         return None if row is None else _from_row(row)
 
     async def get(self, uvci: str) -> CertificateRecord | None:
         """The certificate with this UVCI, revoked or not; None if unknown."""
-        with _translated("get"):
+        with self._guarded("get"):
             row = await self._pool.fetchrow(_GET, uvci)
         return None if row is None else _from_row(row)
 
@@ -276,7 +320,7 @@ class CertificateStore:
         first one's time and reason. Returns the certificate, None if the UVCI is unknown.
         With an ``actor``, the audit row is written in the same statement."""
         require_aware("at", at)
-        with _translated("revoke"):
+        with self._guarded("revoke"):
             row = await self._pool.fetchrow(
                 _REVOKE,
                 uvci,
@@ -291,14 +335,14 @@ class CertificateStore:
 
     async def revoked(self) -> dict[str, datetime]:
         """Every revoked certificate's UVCI and revocation time (revocations are rare)."""
-        with _translated("revoked"):
+        with self._guarded("revoked"):
             rows = await self._pool.fetch(_REVOKED)
         return {row["uvci"]: row["revoked_at"] for row in rows}
 
     async def revoked_uvci_hashes(self, now: datetime) -> list[bytes]:
         """Truncated SHA-256 hashes of the UVCIs revoked and not yet expired at ``now``."""
         require_aware("now", now)
-        with _translated("revoked_uvci_hashes"):
+        with self._guarded("revoked_uvci_hashes"):
             rows = await self._pool.fetch(_REVOKED_HASHES, now)
         return [bytes(row["hash"]) for row in rows]
 
@@ -307,7 +351,7 @@ class CertificateStore:
     ) -> IssuedCounts:
         """Live certificates by kind and the registries their basis came from, issued
         within ``since`` (inclusive) .. ``until`` (exclusive), each open if None."""
-        with _translated("issued_counts"):
+        with self._guarded("issued_counts"):
             rows = await self._pool.fetch(_ISSUED_COUNTS, since, until)
         return {
             (
@@ -319,15 +363,16 @@ class CertificateStore:
 
     async def count_denial(self, reason: DenialReason, day: date, count: int = 1) -> None:
         """Add ``count`` denials for ``reason`` on ``day`` (a Moscow date)."""
-        with _translated("count_denial"):
-            await self._pool.execute(_COUNT_DENIAL, reason.value, day, count)
+        with self._guarded("count_denial"):
+            # Not retried on a lost connection: the first attempt may have committed.
+            await self._pool.execute(_COUNT_DENIAL, reason.value, day, count, retry=False)
 
     async def denial_counts(
         self, *, since: date | None = None, until: date | None = None
     ) -> dict[DenialReason, int]:
         """Denials by reason over the days ``since``..``until`` (inclusive; open if None).
         Reasons this version does not know (written by a newer one) are left out."""
-        with _translated("denial_counts"):
+        with self._guarded("denial_counts"):
             rows = await self._pool.fetch(_DENIAL_COUNTS, since, until)
         known = {reason.value: reason for reason in DenialReason}
         return {known[row["reason"]]: int(row["total"]) for row in rows if row["reason"] in known}

@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from regfed import logs
+from regfed.api.observe import _log_call
 from regfed.errors import StoreUnavailable
 
 pytestmark = pytest.mark.unit
@@ -59,3 +61,74 @@ def test_tracebacks_withhold_foreign_messages(formatter: logging.Formatter) -> N
     assert "certificate store: record failed" in text
     assert logs.WITHHELD.split(":")[0] in text
     assert "test_tracebacks_withhold_foreign_messages" in text
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """logs.configure(json) writing to a string, the root logger restored afterwards."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure(verbose=False, log_format="json")
+    try:
+        yield stream
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def per_call_line(request: str) -> None:
+    """The observing interceptor's line for one Verify call, under ``request``."""
+    token = logs.request_id.set(request)
+    try:
+        record = logs.CallRecord("partner", "certificate verifier.tver.example")
+        record.registries["city"] = "matched"
+        _log_call("Verify", record, "OK", 0.0042)
+    finally:
+        logs.request_id.reset(token)
+
+
+def test_the_per_call_line_is_the_same_written_fast_or_through_a_record(
+    configured: io.StringIO,
+) -> None:
+    """The fast path (no LogRecord) writes what the handler would have written; with any
+    other handler on the root logger the line goes the usual way, to every handler."""
+    per_call_line("fast-1")
+    logging.getLogger().handlers[0].flush()
+    fast = json.loads(configured.getvalue())
+    other = io.StringIO()
+    extra = logging.StreamHandler(other)
+    extra.addFilter(logs.RequestIdFilter())
+    extra.setFormatter(logs.JsonFormatter())
+    logging.getLogger().addHandler(extra)
+    try:
+        per_call_line("slow-2")
+    finally:
+        logging.getLogger().removeHandler(extra)
+    logging.getLogger().handlers[0].flush()
+    slow = json.loads(configured.getvalue().splitlines()[1])
+    assert json.loads(other.getvalue()) == slow
+    assert (fast["request_id"], slow["request_id"]) == ("fast-1", "slow-2")
+    for entry in (fast, slow):
+        del entry["time"], entry["request_id"]
+    assert fast == slow
+    assert fast["logger"] == "regfed.rpc"
+    assert fast["caller"] == "certificate verifier.tver.example"
+    assert fast["registries"] == {"city": "matched"}
+
+
+def test_times_are_utc_to_the_millisecond() -> None:
+    """The second is formatted once and reused; the milliseconds are each line's own."""
+    formatter = logs.JsonFormatter()
+    assert formatter.line(1_700_000_000.25, "INFO", "x", "-", "m")["time"] == (
+        "2023-11-14T22:13:20.250Z"
+    )
+    assert formatter.line(1_700_000_000.999, "INFO", "x", "-", "m")["time"] == (
+        "2023-11-14T22:13:20.999Z"
+    )
+    assert formatter.line(1_700_000_001.0, "INFO", "x", "-", "m")["time"] == (
+        "2023-11-14T22:13:21.000Z"
+    )

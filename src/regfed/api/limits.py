@@ -49,6 +49,8 @@ class CallLimits(grpc.aio.ServerInterceptor):
         self._stopping = False
         self.refused = 0  # calls answered RESOURCE_EXHAUSTED since start
         self.cut_off = 0  # calls cancelled by the server's shutdown once the grace ran out
+        # Wrapped once per method: grpc asks the interceptor again on every call.
+        self._wrapped: dict[str, Handler] = {}
 
     @property
     def in_flight(self) -> int:
@@ -63,8 +65,11 @@ class CallLimits(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
         """Wrap unary calls of the capped services; pass the rest as they are."""
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None or method.startswith(EXEMPT):
             # Every capped service (regfed.v1) is unary; the streaming ones are exempt.
             return handler
@@ -90,8 +95,10 @@ class CallLimits(grpc.aio.ServerInterceptor):
             finally:
                 self._in_flight -= 1
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             limited,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = wrapped
+        return wrapped

@@ -145,21 +145,14 @@ def _log_call(method: str, record: logs.CallRecord, code: str, elapsed: float) -
         return
     millis = round(elapsed * 1000, 3)
     registries = ",".join(f"{k}:{v}" for k, v in record.registries.items()) or "-"
-    log.info(
-        "%s %s role=%s %.1f ms registries=%s",
-        method,
-        code,
-        record.role,
-        millis,
-        registries,
-        extra={
-            "fields": {
-                "method": method,
-                "role": record.role,
-                "caller": record.caller,
-                "status": code,
-                "duration_ms": millis,
-                "registries": record.registries,
-            }
-        },
-    )
+    message = f"{method} {code} role={record.role} {millis:.1f} ms registries={registries}"
+    fields = {
+        "method": method,
+        "role": record.role,
+        "caller": record.caller,
+        "status": code,
+        "duration_ms": millis,
+        "registries": record.registries,
+    }
+    if not logs.write_fast(log, message, fields):
+        log.info("%s", message, extra={"fields": fields})

@@ -48,9 +48,17 @@ def backlog_bodies(people: int, seed: int, count: int) -> Iterator[dict[str, Any
 
 
 async def submit_backlog(
-    target: str, people: int, seed: int, count: int, *, concurrency: int = 32, deadline: float = 20
+    target: str,
+    people: int,
+    seed: int,
+    count: int,
+    *,
+    concurrency: int = 32,
+    deadline: float = 20,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> int:
-    """Submit the backlog through ``target``'s SubmitApplication; how many are PENDING."""
+    """Submit the backlog through ``target``'s SubmitApplication (``metadata``: the bench's
+    bearer token when the server checks one); how many are PENDING."""
     import grpc
     from google.protobuf import json_format
 
@@ -67,7 +75,9 @@ async def submit_backlog(
             for body in todo:
                 request = json_format.ParseDict(body, pb.SubmitApplicationRequest())
                 try:
-                    answer = await stub.SubmitApplication(request, timeout=deadline)
+                    answer = await stub.SubmitApplication(
+                        request, timeout=deadline, metadata=metadata
+                    )
                 except grpc.aio.AioRpcError:
                     continue
                 pending += answer.status == pb.APPLICATION_STATUS_PENDING

@@ -544,7 +544,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--timeout", type=float, default=20.0, help="per call, seconds")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
-    parser.add_argument("--workers", type=int, help="regfed serve --workers N, if supported")
+    parser.add_argument("--workers", type=int, help="regfed serve --workers N")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of Issue for memory")
     parser.add_argument("--verify-sample", type=int, default=2_000, help="people asked for codes")
     parser.add_argument(
@@ -592,13 +592,20 @@ def application_key(home: Path) -> Path:
     return path
 
 
-async def prepare_backlog(store: backlog.Store, target: str, args: argparse.Namespace) -> int:
+async def prepare_backlog(
+    store: backlog.Store,
+    target: str,
+    args: argparse.Namespace,
+    metadata: tuple[tuple[str, str], ...],
+) -> int:
     """Submit the backlog and park it; how many applications are pending. A rerun over the
     same database gets the open applications back (one per person) instead of new ones."""
     await store.park()
     if await store.pending() < args.backlog:
         log(f"submitting {args.backlog:,} applications for people missing from the registries")
-        await backlog.submit_backlog(target, args.people, args.seed, args.backlog)
+        await backlog.submit_backlog(
+            target, args.people, args.seed, args.backlog, metadata=metadata
+        )
     await settle_backlog(store)
     pending = await store.pending()
     log(f"  {pending:,} applications pending, parked")
@@ -678,7 +685,7 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
         store = backlog.Store(pop.store)
         pending = 0
         if BACKLOG_PHASES & set(args.phases):
-            pending = asyncio.run(prepare_backlog(store, target, args))
+            pending = asyncio.run(prepare_backlog(store, target, args, metadata))
 
         settings = Settings(
             args.duration, args.warmup, args.concurrency, args.connections, args.processes,
@@ -700,7 +707,7 @@ def run(args: argparse.Namespace, children: Children) -> dict[str, Any]:
                 released = asyncio.run(store.release())
                 phases[name] = measure(
                     children, name, "Issue", target, data / "issue_backlog.jsonl", server.pid,
-                    settings, logs,
+                    settings, logs, token_file=token_file,
                 )  # fmt: skip
                 checked, _ = asyncio.run(store.checked_since(released))
                 asyncio.run(settle_backlog(store))

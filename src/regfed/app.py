@@ -15,6 +15,7 @@ closes in reverse order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 from collections.abc import Coroutine
@@ -322,6 +323,10 @@ class Application:
                 observer=lookup_observer(self._collect_metrics) if settings.observe_calls else None,
             )
             store_breaker = self._breaker("store")
+            if metrics is not None:
+                for name, breaker in self.breakers.items():
+                    metrics.breaker_changed(name, breaker.state)
+                    breaker.subscribe(functools.partial(metrics.breaker_changed, name))
             store = CertificateStore(
                 store_pool,
                 breaker=store_breaker,

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.registry import REGISTRY
 
+from regfed.breaker import BreakerState
 from regfed.domain.model import DenialReason
 from regfed.federation.fanout import SourceOutcome
 from regfed.service.ports import ApplicationStatus, CertificateRecord
@@ -66,6 +67,14 @@ applications = Gauge(
     ["status"],
     multiprocess_mode="mostrecent",
 )
+# 1 while a dependency's circuit breaker is open (or letting its probe through), 0 while it
+# is closed; each process has its own breakers, so a worker with one open shows ("livemax").
+breaker_open = Gauge(
+    "regfed_circuit_breaker_open",
+    "1 while the dependency's circuit breaker is open or probing, 0 while closed.",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
 audit_dropped = Counter(
     "regfed_audit_refusals_dropped_total",
     "Refusals that could not be written to the audit trail (buffer full).",
@@ -94,6 +103,11 @@ def applications_counted(by_status: Mapping[ApplicationStatus, int]) -> None:
     """The store's applications by status, as the reconciler counted them after a pass."""
     for status, count in by_status.items():
         applications.labels(status.value).set(count)
+
+
+def breaker_changed(dependency: str, state: BreakerState) -> None:
+    """A circuit breaker's new state."""
+    breaker_open.labels(dependency).set(0 if state is BreakerState.CLOSED else 1)
 
 
 class Endpoint:

@@ -164,6 +164,10 @@ async def test_metrics_change_as_calls_are_made(app: Application) -> None:
     # A new certificate the first time this person is issued one in the store.
     issued = "regfed_certificates_issued_total"
     assert value(after, issued, kind="vaccination", source="city") >= 1
+    # Every dependency's circuit breaker, closed: the registries and the store answer.
+    for dependency in ("city registry", "federal registry", "store"):
+        assert (("regfed_circuit_breaker_open", frozenset({("dependency", dependency)}))) in after
+        assert value(after, "regfed_circuit_breaker_open", dependency=dependency) == 0
 
 
 async def test_applications_gauge_follows_the_store(

@@ -160,3 +160,32 @@ def test_changes_are_observable_and_logged(
     assert len(lines) == 2
     assert all(line.startswith("city registry: circuit") for line in lines)
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_the_metric_follows_the_breaker() -> None:
+    """regfed_circuit_breaker_open is 1 from the failure that opens the breaker until the
+    probe that closes it."""
+    from functools import partial
+
+    from prometheus_client import REGISTRY
+
+    from regfed import metrics
+
+    now = [0.0]
+    breaker = CircuitBreaker("unit dependency", failures=2, reset_after=1.0, clock=lambda: now[0])
+    breaker.subscribe(partial(metrics.breaker_changed, "unit dependency"))
+
+    def shown() -> float | None:
+        labels = {"dependency": "unit dependency"}
+        return REGISTRY.get_sample_value("regfed_circuit_breaker_open", labels)
+
+    for _ in range(2):
+        permit = breaker.permit()
+        assert permit is not None
+        permit.failed()
+    assert shown() == 1
+    now[0] = 2.0
+    probe = breaker.permit()
+    assert probe is not None
+    probe.succeeded()
+    assert shown() == 0

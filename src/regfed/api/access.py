@@ -11,15 +11,15 @@ Every refusal is recorded in the audit trail, with the caller's identity when th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any
 
 import grpc
 
 from regfed import logs
 from regfed.api import auth
 from regfed.api.errors import abort_with_error
+from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.config import Role
 from regfed.errors import PermissionDenied, RegfedError, Unauthenticated
 from regfed.service.audit import Action, AuditEntry, RefusalLog
@@ -61,11 +61,8 @@ RULES: dict[str, Rule] = {
 }
 _DEFAULT = Rule(OPERATOR)
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
-
-class AccessInterceptor(grpc.aio.ServerInterceptor):
+class AccessInterceptor(UnaryWrapper):
     """Authenticates every call of ours and checks its role against :data:`RULES`."""
 
     def __init__(
@@ -75,31 +72,16 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         *,
         clock: Clock = utc_now,
     ) -> None:
+        super().__init__()
         self._authenticator = authenticator
         self._refusals = refusals
         self._clock = clock
-        self._wrapped: dict[str, Handler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        """The method's handler, wrapped to check the caller first."""
-        method: str = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or method.startswith(NO_ROLE_NEEDED) or handler.unary_unary is None:
-            return handler
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._guard(method, RULES.get(method, _DEFAULT), cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = wrapped
-        return wrapped
+    def wrap(self, method: str, behavior: Behavior) -> Behavior | None:
+        """Our methods check the caller first; health and reflection need no role."""
+        if method.startswith(NO_ROLE_NEEDED):
+            return None
+        return self._guard(method, RULES.get(method, _DEFAULT), behavior)
 
     def _guard(self, method: str, rule: Rule, inner: Behavior) -> Behavior:
         authenticator = self._authenticator

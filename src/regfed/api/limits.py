@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import grpc
 
 from regfed import deadlines
 from regfed.api.errors import abort_with_error
+from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.errors import Overloaded
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,18 @@ log = logging.getLogger(__name__)
 # busy server.
 EXEMPT = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
-if TYPE_CHECKING:  # generic only in grpcio's stubs
-    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-else:
-    Handler = grpc.RpcMethodHandler
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["Handler | None"]]
 
-
-class CallLimits(grpc.aio.ServerInterceptor):
+class CallLimits(UnaryWrapper):
     """The cap on calls in flight, and each call's deadline."""
 
     def __init__(self, *, max_in_flight: int, default_deadline: float) -> None:
+        super().__init__()
         self._max = max_in_flight
         self._default = default_deadline
         self._in_flight = 0
         self._stopping = False
         self.refused = 0  # calls answered RESOURCE_EXHAUSTED since start
         self.cut_off = 0  # calls cancelled by the server's shutdown once the grace ran out
-        # Wrapped once per method: grpc asks the interceptor again on every call.
-        self._wrapped: dict[str, Handler] = {}
 
     @property
     def in_flight(self) -> int:
@@ -61,20 +54,11 @@ class CallLimits(grpc.aio.ServerInterceptor):
         """The server is stopping: a call cancelled from now on was cut off by the grace."""
         self._stopping = True
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        """Wrap unary calls of the capped services; pass the rest as they are."""
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or method.startswith(EXEMPT):
-            # Every capped service (regfed.v1) is unary; the streaming ones are exempt.
-            return handler
-        # grpcio's stubs type behaviours as synchronous; on an aio server they are coroutines.
-        behavior: Any = handler.unary_unary
+    def wrap(self, method: str, behavior: Behavior) -> Behavior | None:
+        """Capped: every unary method but the exempt ones (the streaming ones are exempt
+        as well: every capped service, regfed.v1, is unary)."""
+        if method.startswith(EXEMPT):
+            return None
 
         async def limited(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if self._in_flight >= self._max:
@@ -95,10 +79,4 @@ class CallLimits(grpc.aio.ServerInterceptor):
             finally:
                 self._in_flight -= 1
 
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            limited,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = wrapped
-        return wrapped
+        return limited

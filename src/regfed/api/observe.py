@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias, cast
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
 from regfed import logs
 from regfed.api.errors import metadata_request_id, new_request_id
+from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.federation.fanout import SourceOutcome
 
 log = logging.getLogger("regfed.rpc")
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Observe = Callable[[str, str, str, float], None]  # service, method, code, seconds
 
 
@@ -75,35 +74,18 @@ def lookup_observer(metrics_on: bool) -> Callable[[SourceOutcome], None]:
     return observed
 
 
-class ObserveInterceptor(grpc.aio.ServerInterceptor):
+class ObserveInterceptor(UnaryWrapper):
     """Request ids, per-call log lines and gRPC metrics."""
 
     def __init__(self, observe: Observe | None, *, role: str = "-", caller: str = "-") -> None:
         """``role``/``caller``: what the log line says before (or without) authentication."""
+        super().__init__()
         self._observe = observe
         self._role, self._caller = role, caller
-        self._wrapped: dict[str, Handler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        """The method's handler, wrapped to observe it."""
-        method: str = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._observed(method, cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = wrapped
-        return wrapped
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
+        """Every unary method is observed."""
+        return self._observed(method, behavior)
 
     def _observed(self, full_method: str, inner: Behavior) -> Behavior:
         service, _, method = full_method.strip("/").rpartition("/")

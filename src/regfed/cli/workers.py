@@ -31,6 +31,7 @@ from pathlib import Path
 import asyncpg
 
 from regfed.config import Settings
+from regfed.postgres.bounded import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ async def _prepare(
     try:
         async with asyncio.timeout(settings.store_timeout):
             conn = await asyncpg.connect(dbs.store)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         log.warning("store unreachable (%s): the workers will migrate it", type(exc).__name__)
     else:
         try:

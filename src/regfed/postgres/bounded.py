@@ -47,6 +47,24 @@ _LOST = (
 )
 
 
+# What asyncpg and the network raise when a database cannot answer a statement: the server
+# refused it or failed, the client library gave up, or the link did (refused, reset, our
+# own timeout — TimeoutError is an OSError).
+DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
+def described(exc: BaseException) -> str:
+    """A database failure in words fit for a log line or an error: its class and SQLSTATE,
+    never the server's message (which may quote a value)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+
+
 class Queryable(Protocol):
     """What the store and the registry adapters need of a pool (an asyncpg pool has it;
     :class:`BoundedPool` adds the bounds)."""
@@ -91,14 +109,8 @@ class BoundedPool:
         line (the exception class and SQLSTATE, never a server message)."""
         try:
             await self.fetchval("SELECT 1")
-        except (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            OSError,
-        ) as exc:
-            sqlstate = getattr(exc, "sqlstate", None)
-            return type(exc).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+        except DATABASE_ERRORS as exc:
+            return described(exc)
         return None
 
     async def fetch(self, query: str, *args: object, retry: bool = True) -> list[asyncpg.Record]:

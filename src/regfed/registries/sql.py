@@ -5,20 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
-
 from regfed.domain.model import Registry
 from regfed.errors import RegistryError
-
-# Errors asyncpg and the network raise for a registry that cannot answer. TimeoutError (an
-# OSError) is let through: a lookup that ran out of time is TIMED_OUT, not FAILED, whether
-# the federation's timeout or the pool's own bound (postgres/bounded.py) fired first.
-_DATABASE_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
+from regfed.postgres.bounded import DATABASE_ERRORS, described
 
 
 @asynccontextmanager
@@ -32,7 +21,5 @@ async def translate_errors(registry: Registry) -> AsyncIterator[None]:
         yield
     except TimeoutError:
         raise
-    except _DATABASE_ERRORS as exc:
-        sqlstate = getattr(exc, "sqlstate", None)
-        detail = type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
-        raise RegistryError(f"{registry.value} registry lookup failed: {detail}") from exc
+    except DATABASE_ERRORS as exc:
+        raise RegistryError(f"{registry.value} registry lookup failed ({described(exc)})") from exc

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
 import asyncpg
 
-from regfed.domain.model import CertificateKind, DenialReason, Registry
+from regfed.domain.model import DenialReason
 from regfed.errors import StoreUnavailable
 from regfed.postgres.bounded import BoundedPool, bounded
 from regfed.service.ports import (
@@ -32,6 +32,8 @@ from regfed.service.ports import (
     Lease,
     require_aware,
 )
+from regfed.store.certificates import certificate_from_row
+from regfed.store.translate import translated
 
 # How often submit() retries when its insert lost to a row its snapshot cannot see.
 _SUBMIT_ATTEMPTS: Final = 5
@@ -66,9 +68,11 @@ _NEXT_DUE: Final = "SELECT min(next_check_at) FROM applications WHERE status = '
 
 _GET: Final = f"""
 SELECT {", ".join("a." + c.strip() for c in _COLUMNS.split(","))},
-       c.uvci AS c_uvci, c.person_key AS c_person_key, c.basis_fingerprint, c.kind,
-       c.valid_from, c.valid_until, c.issued_at, c.kid, c.sources, c.degraded, c.revoked_at,
-       c.revocation_reason
+       c.uvci AS c_uvci, c.person_key AS c_person_key, c.basis_fingerprint AS c_basis_fingerprint,
+       c.kind AS c_kind, c.valid_from AS c_valid_from, c.valid_until AS c_valid_until,
+       c.issued_at AS c_issued_at, c.kid AS c_kid, c.sources AS c_sources,
+       c.degraded AS c_degraded, c.revoked_at AS c_revoked_at,
+       c.revocation_reason AS c_revocation_reason
   FROM applications a LEFT JOIN certificates c ON c.uvci = a.uvci
  WHERE a.id = $1
 """  # noqa: S608
@@ -164,37 +168,12 @@ def _from_row(row: asyncpg.Record, certificate: CertificateRecord | None = None)
 
 
 def _certificate_of(row: asyncpg.Record) -> CertificateRecord | None:
-    if row["c_uvci"] is None:
-        return None
-    return CertificateRecord(
-        uvci=row["c_uvci"],
-        person_key=bytes(row["c_person_key"]),
-        basis_fingerprint=bytes(row["basis_fingerprint"]),
-        kind=CertificateKind(row["kind"]),
-        valid_from=row["valid_from"],
-        valid_until=row["valid_until"],
-        issued_at=row["issued_at"],
-        kid=bytes(row["kid"]),
-        sources=frozenset(Registry(source) for source in row["sources"]),
-        degraded=row["degraded"],
-        revoked_at=row["revoked_at"],
-        revocation_reason=row["revocation_reason"],
-    )
+    """The joined certificate, when the application has one."""
+    return None if row["c_uvci"] is None else certificate_from_row(row, "c_")
 
 
-@contextlib.contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """Database and network failures become StoreUnavailable; CancelledError passes."""
-    try:
-        yield
-    except asyncpg.PostgresError as exc:
-        raise StoreUnavailable(
-            f"application store: {operation} failed ({type(exc).__name__}, SQLSTATE {exc.sqlstate})"
-        ) from exc
-    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
-        raise StoreUnavailable(
-            f"application store: {operation} failed ({type(exc).__name__})"
-        ) from exc
+def _translated(operation: str) -> contextlib.AbstractContextManager[None]:
+    return translated("application store", operation)
 
 
 class ApplicationStore:

@@ -11,7 +11,6 @@ and logged as a warning — never dropped silently. A stop flushes what is left.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -19,8 +18,8 @@ from typing import Final
 
 import asyncpg
 
-from regfed.postgres.bounded import BoundedPool, bounded
-from regfed.postgres.tasks import cancel_and_wait
+from regfed.postgres.bounded import DATABASE_ERRORS, BoundedPool, bounded
+from regfed.postgres.tasks import PeriodicFlush
 from regfed.service.audit import Action, AuditEntry
 from regfed.service.ports import require_aware
 
@@ -66,7 +65,7 @@ async def list_entries(
     return [_entry(row) for row in rows]
 
 
-class RefusalTrail:
+class RefusalTrail(PeriodicFlush):
     """Refused calls, gathered in memory and written every ``interval`` seconds."""
 
     def __init__(
@@ -77,13 +76,12 @@ class RefusalTrail:
         limit: int = 10_000,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(interval, "audit-refusals")
         self._pool = bounded(pool)
-        self._interval = interval
         self._limit = limit
         self._on_dropped = on_dropped
         self._pending: list[AuditEntry] = []
         self._dropped = 0
-        self._task: asyncio.Task[None] | None = None
 
     def refused(self, entry: AuditEntry) -> None:
         """Keep a refusal for the next write (counted as dropped when the buffer is full)."""
@@ -109,7 +107,7 @@ class RefusalTrail:
         try:
             async with self._pool.connection() as conn:
                 await conn.copy_records_to_table("audit_log", records=records, columns=_COLUMNS)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning(
                 "audit: could not write %d refusals (%s); will retry",
                 len(batch),
@@ -122,18 +120,3 @@ class RefusalTrail:
                 self._dropped += lost
                 if self._on_dropped is not None:
                     self._on_dropped(lost)
-
-    async def start(self) -> None:
-        """Flush periodically from now on."""
-        self._task = asyncio.create_task(self._run(), name="audit-refusals")
-
-    async def stop(self) -> None:
-        """Stop the periodic flush and write what is left."""
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()

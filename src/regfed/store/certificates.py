@@ -25,6 +25,7 @@ from regfed.errors import StoreUnavailable
 from regfed.postgres.bounded import BoundedPool, bounded, link_failure
 from regfed.service.audit import Actor
 from regfed.service.ports import CertificateRecord, IssuedCounts, require_aware
+from regfed.store.translate import translated
 
 # The NOTIFY channel revocations are announced on.
 REVOCATIONS_CHANNEL: Final = "regfed_revocations"
@@ -33,7 +34,7 @@ REVOCATIONS_CHANNEL: Final = "regfed_revocations"
 _RECORD_ATTEMPTS: Final = 5
 
 # The queries spell out their column lists (no string building, so no injection surface);
-# each returns the columns _from_row reads.
+# each returns the columns certificate_from_row reads.
 _RECORD: Final = """
 WITH inserted AS (
     INSERT INTO certificates
@@ -150,46 +151,35 @@ class DuplicateUvciError(StoreUnavailable):
     """A candidate's UVCI is already taken by another certificate (a fresh UVCI would do)."""
 
 
-def _from_row(row: asyncpg.Record) -> CertificateRecord:
+def certificate_from_row(row: asyncpg.Record, prefix: str = "") -> CertificateRecord:
+    """A certificate from a row of ``certificates``' columns, each named ``prefix`` + its
+    column name (a join aliases them)."""
     return CertificateRecord(
-        uvci=row["uvci"],
-        person_key=bytes(row["person_key"]),
-        basis_fingerprint=bytes(row["basis_fingerprint"]),
-        kind=CertificateKind(row["kind"]),
-        valid_from=row["valid_from"],
-        valid_until=row["valid_until"],
-        issued_at=row["issued_at"],
-        kid=bytes(row["kid"]),
-        sources=frozenset(Registry(source) for source in row["sources"]),
-        degraded=row["degraded"],
-        revoked_at=row["revoked_at"],
-        revocation_reason=row["revocation_reason"],
+        uvci=row[prefix + "uvci"],
+        person_key=bytes(row[prefix + "person_key"]),
+        basis_fingerprint=bytes(row[prefix + "basis_fingerprint"]),
+        kind=CertificateKind(row[prefix + "kind"]),
+        valid_from=row[prefix + "valid_from"],
+        valid_until=row[prefix + "valid_until"],
+        issued_at=row[prefix + "issued_at"],
+        kid=bytes(row[prefix + "kid"]),
+        sources=frozenset(Registry(source) for source in row[prefix + "sources"]),
+        degraded=row[prefix + "degraded"],
+        revoked_at=row[prefix + "revoked_at"],
+        revocation_reason=row[prefix + "revocation_reason"],
     )
 
 
 @contextlib.contextmanager
 def _translated(operation: str) -> Iterator[None]:
-    """Turn database and network failures into StoreError; CancelledError passes through
-    (it is a BaseException, never caught here)."""
-    try:
-        yield
-    except TimeoutError as exc:
-        raise StoreUnavailable(f"certificate store: {operation} timed out") from exc
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "certificates_pkey":
+    """The store's translation, and a taken UVCI told apart (a fresh UVCI would do)."""
+    with translated("certificate store", operation):
+        try:
+            yield
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "certificates_pkey":
+                raise
             raise DuplicateUvciError(f"certificate store: {operation}: UVCI already taken") from exc
-        raise StoreUnavailable(
-            f"certificate store: {operation} failed (UniqueViolationError)"
-        ) from exc
-    except asyncpg.PostgresError as exc:
-        raise StoreUnavailable(
-            f"certificate store: {operation} failed ({type(exc).__name__}, SQLSTATE {exc.sqlstate})"
-        ) from exc
-    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
-        # OSError covers refused connections and TimeoutError (pool acquire, command timeout).
-        raise StoreUnavailable(
-            f"certificate store: {operation} failed ({type(exc).__name__})"
-        ) from exc
 
 
 def _outage(exc: StoreUnavailable) -> bool:
@@ -276,7 +266,7 @@ class CertificateStore:
                     *stamp,
                 )
                 if row is not None:
-                    record = _from_row(row)
+                    record = certificate_from_row(row)
                     if row["created"] and self._on_recorded is not None:
                         self._on_recorded(record)
                     return record
@@ -292,7 +282,7 @@ class CertificateStore:
                     *stamp,
                 )
                 if row is not None:
-                    return _from_row(row)
+                    return certificate_from_row(row)
                 # That row was revoked in between: try inserting again. Each round needs a
                 # fresh concurrent issue-and-revoke to fail, so a few rounds always suffice.
         raise StoreUnavailable(
@@ -305,13 +295,13 @@ class CertificateStore:
         """The live (unrevoked) certificate of this person on this basis, if any."""
         with self._guarded("find_current"):
             row = await self._pool.fetchrow(_FIND_CURRENT, person_key, basis_fingerprint)
-        return None if row is None else _from_row(row)
+        return None if row is None else certificate_from_row(row)
 
     async def get(self, uvci: str) -> CertificateRecord | None:
         """The certificate with this UVCI, revoked or not; None if unknown."""
         with self._guarded("get"):
             row = await self._pool.fetchrow(_GET, uvci)
-        return None if row is None else _from_row(row)
+        return None if row is None else certificate_from_row(row)
 
     async def revoke(
         self, uvci: str, reason: str, at: datetime, actor: Actor | None = None
@@ -331,7 +321,7 @@ class CertificateStore:
                 actor.role if actor else None,
                 actor.request_id if actor else None,
             )
-        return None if row is None else _from_row(row)
+        return None if row is None else certificate_from_row(row)
 
     async def revoked(self) -> dict[str, datetime]:
         """Every revoked certificate's UVCI and revocation time (revocations are rare)."""

@@ -22,10 +22,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import asyncpg
-
 from regfed.breaker import BreakerState, CircuitBreaker
-from regfed.postgres.bounded import BoundedPool
+from regfed.postgres.bounded import DATABASE_ERRORS, BoundedPool, described
 from regfed.postgres.tasks import cancel_and_wait
 from regfed.store.migrate import MigrationError, migrate
 
@@ -100,17 +98,8 @@ class StoreMonitor:
                     log.info("store migrated: applied %s", applied)
         except MigrationError as exc:
             problem = f"migration failed ({exc})"
-        except (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            OSError,
-        ) as exc:
-            # OSError covers refused connections and TimeoutError (a black-holed link).
-            sqlstate = getattr(exc, "sqlstate", None)
-            problem = f"unreachable ({type(exc).__name__}" + (
-                f", SQLSTATE {sqlstate})" if sqlstate else ")"
-            )
+        except DATABASE_ERRORS as exc:  # refused connections, a black-holed link too
+            problem = f"unreachable ({described(exc)})"
         except Exception:
             # A bug must not stop the checks (the store would stay NOT_SERVING for ever).
             log.exception("store check failed unexpectedly")

@@ -25,6 +25,7 @@ import asyncpg
 
 from regfed.errors import StoreUnavailable
 from regfed.logthrottle import DEPENDENCIES
+from regfed.postgres.bounded import DATABASE_ERRORS
 from regfed.postgres.tasks import cancel_and_wait
 from regfed.store.certificates import REVOCATIONS_CHANNEL, CertificateStore
 
@@ -91,7 +92,7 @@ class RevocationCache:
             async with asyncio.timeout(self._connect_timeout):
                 self._listener = await asyncpg.connect(self._dsn)
                 await self._listener.add_listener(REVOCATIONS_CHANNEL, self._notified)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             DEPENDENCIES.log(
                 log,
                 logging.WARNING,

@@ -8,7 +8,6 @@ at shutdown), one upsert per reason and day.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -16,13 +15,13 @@ from datetime import date
 
 from regfed.domain.model import DenialReason
 from regfed.errors import StoreUnavailable
-from regfed.postgres.tasks import cancel_and_wait
+from regfed.postgres.tasks import PeriodicFlush
 from regfed.store.certificates import CertificateStore
 
 log = logging.getLogger(__name__)
 
 
-class DenialTally:
+class DenialTally(PeriodicFlush):
     """Denials by reason and day, flushed to the store every ``interval`` seconds."""
 
     def __init__(
@@ -33,11 +32,10 @@ class DenialTally:
         on_denial: Callable[[DenialReason], None] | None = None,
     ) -> None:
         """``on_denial`` hears each denial as it is counted (the metrics)."""
+        super().__init__(interval, "denial-tally")
         self._store = store
         self._on_denial = on_denial
-        self._interval = interval
         self._pending: Counter[tuple[DenialReason, date]] = Counter()
-        self._task: asyncio.Task[None] | None = None
 
     def add(self, reason: DenialReason, day: date) -> None:
         """Count one denial."""
@@ -54,18 +52,3 @@ class DenialTally:
             except StoreUnavailable:
                 log.warning("could not write %d %s denials; will retry", count, reason.value)
                 self._pending[(reason, day)] += count
-
-    async def start(self) -> None:
-        """Flush periodically from now on."""
-        self._task = asyncio.create_task(self._run(), name="denial-tally")
-
-    async def stop(self) -> None:
-        """Stop the periodic flush and write what is left."""
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -138,7 +140,32 @@ def new_request_id(*candidates: str) -> str:
     for candidate in candidates:
         if candidate and _REQUEST_ID.fullmatch(candidate):
             return candidate
-    return secrets.token_hex(8)
+    return _generated.next()
+
+
+class _RequestIds:
+    """New request ids: 8 random hex digits of this process, then a counter (16 in all).
+
+    A request id only has to tell calls apart in the logs and the audit trail, not be
+    secret: a counter instead of 8 random bytes a call saves every call a system call.
+    A forked worker draws its own prefix, so two processes never hand out the same id.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        """A new prefix, the counter from zero."""
+        self._prefix = secrets.token_hex(4)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        """The next id of this process."""
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+
+
+_generated = _RequestIds()
 
 
 def metadata_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:

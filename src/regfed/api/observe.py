@@ -24,8 +24,17 @@ from regfed import logs
 from regfed.api.errors import metadata_request_id, new_request_id
 from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.federation.fanout import SourceOutcome
+from regfed.v1 import certificate_service_pb2
 
 log = logging.getLogger("regfed.rpc")
+
+# The requests that carry a request id of their own (IssueRequest): asking any other for
+# one would raise and catch an AttributeError on every call.
+_WITH_REQUEST_ID = frozenset(
+    getattr(certificate_service_pb2, name)
+    for name, descriptor in certificate_service_pb2.DESCRIPTOR.message_types_by_name.items()
+    if "request_id" in descriptor.fields_by_name
+)
 
 Observe = Callable[[str, str, str, float], None]  # service, method, code, seconds
 
@@ -34,23 +43,21 @@ def grpc_metrics() -> Observe:
     """The Prometheus side: handled calls by code, and their durations."""
     from regfed import metrics
 
-    handled: dict[tuple[str, str, str], Any] = {}
-    seconds: dict[tuple[str, str], Any] = {}
+    count: dict[tuple[str, str, str], Callable[[], None]] = {}
+    time_: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def observe(service: str, method: str, code: str, elapsed: float) -> None:
         # Label children looked up once: .labels() takes a lock and builds a tuple.
-        counter = handled.get((service, method, code))
-        if counter is None:
-            counter = handled[(service, method, code)] = metrics.handled.labels(
-                service, method, code
-            )
-        counter.inc()
-        histogram = seconds.get((service, method))
-        if histogram is None:
-            histogram = seconds[(service, method)] = metrics.handling_seconds.labels(
+        inc = count.get((service, method, code))
+        if inc is None:
+            inc = count[(service, method, code)] = metrics.handled.labels(service, method, code).inc
+        inc()
+        record = time_.get((service, method))
+        if record is None:
+            record = time_[(service, method)] = metrics.handling_seconds.labels(
                 service, method
-            )
-        histogram.observe(elapsed)
+            ).observe
+        record(elapsed)
 
     return observe
 
@@ -92,7 +99,8 @@ class ObserveInterceptor(UnaryWrapper):
         observe = self._observe
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            rid = new_request_id(metadata_request_id(context), getattr(request, "request_id", ""))
+            own = request.request_id if type(request) in _WITH_REQUEST_ID else ""
+            rid = new_request_id(metadata_request_id(context), own)
             rid_token = logs.request_id.set(rid)
             record = logs.CallRecord(self._role, self._caller)
             call_token = logs.call.set(record)
@@ -126,7 +134,8 @@ def _log_call(method: str, record: logs.CallRecord, code: str, elapsed: float) -
     if not log.isEnabledFor(logging.INFO):
         return
     millis = round(elapsed * 1000, 3)
-    registries = ",".join(f"{k}:{v}" for k, v in record.registries.items()) or "-"
+    found = record.registries
+    registries = ",".join(f"{k}:{v}" for k, v in found.items()) if found else "-"
     message = f"{method} {code} role={record.role} {millis:.1f} ms registries={registries}"
     fields = {
         "method": method,

@@ -44,7 +44,7 @@ def grpc_metrics() -> Observe:
     from regfed import metrics
 
     count: dict[tuple[str, str, str], Callable[[], None]] = {}
-    time_: dict[tuple[str, str], Callable[[float], None]] = {}
+    timing: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def observe(service: str, method: str, code: str, elapsed: float) -> None:
         # Label children looked up once: .labels() takes a lock and builds a tuple.
@@ -52,9 +52,9 @@ def grpc_metrics() -> Observe:
         if inc is None:
             inc = count[(service, method, code)] = metrics.handled.labels(service, method, code).inc
         inc()
-        record = time_.get((service, method))
+        record = timing.get((service, method))
         if record is None:
-            record = time_[(service, method)] = metrics.handling_seconds.labels(
+            record = timing[(service, method)] = metrics.handling_seconds.labels(
                 service, method
             ).observe
         record(elapsed)

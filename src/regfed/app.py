@@ -403,6 +403,7 @@ class Application:
                 postpone=timedelta(seconds=settings.reconcile_max_backoff),
                 clock=clock,
                 on_counts=metrics.applications_counted if metrics is not None else None,
+                call_rate=self.limits.call_rate,
             )
             await self.reconciler.start()
             self._stack.push_async_callback(self.reconciler.stop)

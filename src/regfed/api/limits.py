@@ -10,13 +10,16 @@ Each admitted call runs with a deadline (:mod:`regfed.deadlines`): the caller's,
 ``default_deadline`` for a caller that sent none, so that no wait below it is unbounded.
 
 The counters (:attr:`CallLimits.in_flight`, :attr:`CallLimits.refused`,
-:attr:`CallLimits.cut_off`) can be read by metrics.
+:attr:`CallLimits.cut_off`) can be read by metrics, and :meth:`CallLimits.call_rate` by
+the reconciler, which gives way to callers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -31,24 +34,44 @@ log = logging.getLogger(__name__)
 # Method-name prefixes the cap does not apply to: probes and tooling must get through a
 # busy server.
 EXEMPT = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+RATE_WINDOW = 1.0  # seconds :meth:`CallLimits.call_rate` counts over
 
 
 class CallLimits(UnaryWrapper):
     """The cap on calls in flight, and each call's deadline."""
 
-    def __init__(self, *, max_in_flight: int, default_deadline: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        default_deadline: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
+        self._monotonic = monotonic
         self._max = max_in_flight
         self._default = default_deadline
         self._in_flight = 0
         self._stopping = False
         self.refused = 0  # calls answered RESOURCE_EXHAUSTED since start
         self.cut_off = 0  # calls cancelled by the server's shutdown once the grace ran out
+        self._admitted = 0  # calls admitted since start
+        self._rate = 0.0  # admitted per second, over the last RATE_WINDOW at least
+        self._counted = (monotonic(), 0)
 
     @property
     def in_flight(self) -> int:
         """Capped calls being handled now."""
         return self._in_flight
+
+    def call_rate(self) -> float:
+        """Calls admitted per second lately (over the last second or so)."""
+        now = self._monotonic()
+        since, admitted = self._counted
+        if now - since >= RATE_WINDOW:
+            self._rate = (self._admitted - admitted) / (now - since)
+            self._counted = (now, self._admitted)
+        return self._rate
 
     def stopping(self) -> None:
         """The server is stopping: a call cancelled from now on was cut off by the grace."""
@@ -68,6 +91,7 @@ class CallLimits(UnaryWrapper):
                 )
                 raise AssertionError("unreachable: abort always aborts the call")
             self._in_flight += 1
+            self._admitted += 1
             try:
                 left = context.time_remaining()
                 with deadlines.within(self._default if left is None else left):

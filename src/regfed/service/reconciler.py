@@ -4,7 +4,8 @@ code or expires.
 Every ``interval`` seconds it makes a *pass*: it claims the applications due at the pass's
 start, oldest next check first, in small batches, and checks each through the Issue use
 case (:meth:`ApplicationService.recheck`), at most ``concurrency`` at a time and at most
-``rate`` per second (so a backlog cannot starve the callers of Issue in the same process).
+``rate`` per second, less while the process is answering calls (:class:`Pacer`): a backlog
+must not starve the callers of Issue in the same process.
 
 Several processes and hosts share the work through the store alone:
 
@@ -104,20 +105,36 @@ _STATUS_OUTCOME = {
 }
 
 
-class Pacer:
-    """At most ``rate`` starts per second: each start waits for its slot."""
+# The reconciler gives way to callers: while this process answers c calls a second, its
+# rate is divided by 1 + c / YIELD_RATE (600 calls/s: a seventh). Background work has no
+# caller waiting on it, while each check costs about what a person's Issue call costs; it
+# never stops (a busy server still works through its backlog, more slowly), and an idle
+# one works at the full rate. Calls in flight would be the wrong measure: under load most
+# of a call's wait is in gRPC's queue, before its handler starts.
+YIELD_RATE = 100.0
 
-    def __init__(self, rate: float) -> None:
+
+class Pacer:
+    """At most ``rate`` starts per second, fewer while ``call_rate()`` calls a second are
+    being answered: each start waits for its slot."""
+
+    def __init__(self, rate: float, call_rate: Callable[[], float] | None = None) -> None:
         if rate <= 0:
             raise ValueError("the rate must be positive")
         self._gap = 1.0 / rate
+        self._call_rate = call_rate
         self._next = time.monotonic()
+
+    def gap(self) -> float:
+        """Seconds between two starts now."""
+        calls = self._call_rate() if self._call_rate is not None else 0.0
+        return self._gap * (1 + calls / YIELD_RATE)
 
     async def wait(self) -> None:
         """Until this caller's slot comes."""
         now = time.monotonic()
         slot = max(self._next, now)
-        self._next = slot + self._gap
+        self._next = slot + self.gap()
         if slot > now:
             await asyncio.sleep(slot - now)
 
@@ -138,9 +155,11 @@ class Reconciler:
         batch: int | None = None,
         clock: Clock = utc_now,
         on_counts: Callable[[dict[ApplicationStatus, int]], None] | None = None,
+        call_rate: Callable[[], float] | None = None,
     ) -> None:
         """``on_counts``: told the store's applications by status after each pass (the
-        ``regfed_applications`` gauge), so every process reports the same numbers."""
+        ``regfed_applications`` gauge), so every process reports the same numbers;
+        ``call_rate``: the calls a second this process answers now, which slow it down."""
         if interval <= 0 or concurrency < 1:
             raise ValueError("the interval must be positive and the concurrency at least 1")
         self._applications = applications
@@ -153,6 +172,7 @@ class Reconciler:
         self._batch = batch or 4 * concurrency
         self._clock = clock
         self._on_counts = on_counts
+        self._call_rate = call_rate
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # passes finished, for tests and logs
 
@@ -204,7 +224,7 @@ class Reconciler:
         started = time.perf_counter()
         due_by = self._clock()
         token = secrets.token_bytes(16)
-        pacer = Pacer(self._rate)
+        pacer = Pacer(self._rate, self._call_rate)
         report = PassReport()
         for _ in range(MAX_BATCHES_PER_PASS):
             now = self._clock()

@@ -30,7 +30,7 @@ from regfed.service.applications import ApplicationService, Schedule
 from regfed.service.issuing import IssueService
 from regfed.service.personkey import PersonKeyer
 from regfed.service.ports import ApplicationCategory, ApplicationStatus
-from regfed.service.reconciler import Outcome, Reconciler
+from regfed.service.reconciler import Outcome, Pacer, Reconciler
 from regfed.service.sealing import Purpose, Sealer
 from tests.unit.service.fakes import (
     NOW,
@@ -254,6 +254,19 @@ def test_the_wait_doubles_after_the_steady_checks_up_to_the_cap() -> None:
     assert minutes == [1, 1, 1, 2, 4, 8, 10, 10, 10]
     near_the_end = NOW + TTL - timedelta(seconds=5)
     assert schedule.next_check(NOW, 100, near_the_end) == NOW + TTL
+
+
+def test_the_reconciler_gives_way_to_the_calls_being_answered() -> None:
+    """The full rate on an idle server; 1 + c/100 times slower while the process answers
+    c calls a second, never stopped."""
+    calls = [0.0]
+    pacer = Pacer(100.0, lambda: calls[0])
+    assert pacer.gap() == pytest.approx(0.01)
+    calls[0] = 100.0
+    assert pacer.gap() == pytest.approx(0.02)
+    calls[0] = 600.0
+    assert pacer.gap() == pytest.approx(0.07)
+    assert Pacer(100.0).gap() == pytest.approx(0.01)
 
 
 def test_a_sealed_value_opens_only_for_its_application_and_purpose() -> None:

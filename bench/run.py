@@ -64,7 +64,8 @@ TITLES = {
 }
 # The bench server's reconciler makes a pass every second (unless REGFED_RECONCILE_INTERVAL
 # says otherwise), so a released backlog is taken up at once; its rate cap
-# (REGFED_RECONCILE_RATE) is the production default, and it is what bounds the load.
+# (REGFED_RECONCILE_RATE) is the production default, which it slows down from while the
+# server answers calls (the issue_backlog phase) and keeps to when it is idle (reconcile).
 RECONCILE_INTERVAL = "1"
 START_TIMEOUT = 120.0  # seconds a server gets to answer its health check
 OBSERVABILITY = ("full", "off")

@@ -106,15 +106,16 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1  # the whole second ``_stamp`` is for: formatted once a second
-        self._stamp = ""
+        self._second = -1  # the whole second ``_second_text`` is for: formatted once a second
+        self._second_text = ""
 
-    def _time(self, created: float) -> str:
+    def stamp(self, created: float) -> str:
+        """``created`` (a time.time()) as the line's UTC time, to the millisecond."""
         second = int(created)
         if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
     def line(
         self,
@@ -127,7 +128,7 @@ class JsonFormatter(logging.Formatter):
     ) -> dict[str, Any]:
         """The object of one line (:func:`write_fast` builds it without a record)."""
         entry: dict[str, Any] = {
-            "time": self._time(created),
+            "time": self.stamp(created),
             "level": level,
             "logger": logger,
             "request_id": request,
@@ -226,24 +227,29 @@ LogFormat = Literal["text", "json"]
 _fast: BatchingHandler | None = None
 
 
-def write_fast(logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:
-    """Write one INFO line of ``logger`` as the JSON handler would, without a LogRecord:
-    the per-call line is written on every call, and a record's machinery (its creation,
-    the handler's dispatch and filters) cost several times the line itself there.
+def fast_handler(logger: logging.Logger) -> BatchingHandler | None:
+    """The JSON handler a line of ``logger`` may be written to directly, without a
+    LogRecord: the per-call line is written on every call, and a record's machinery (its
+    creation, the handler's dispatch and filters) cost several times the line itself there.
 
     Only while the configuration is the one configure() made (its JSON handler alone on
-    the root logger, nothing on ``logger`` itself); False otherwise, and the caller logs
-    the usual way. The caller has checked that ``logger`` is enabled for INFO.
+    the root logger, nothing on ``logger`` itself); None otherwise, and the caller logs
+    the usual way. The caller checks that ``logger`` is enabled for the line's level, and
+    writes what :class:`JsonFormatter` would (:func:`json_text`, :meth:`JsonFormatter.stamp`).
     """
     handler = _fast
     handlers = logging.root.handlers
     if handler is None or len(handlers) != 1 or handlers[0] is not handler or logger.handlers:
-        return False
-    formatter = handler.formatter
-    assert isinstance(formatter, JsonFormatter)
-    entry = formatter.line(time.time(), "INFO", logger.name, request_id.get(), message, fields)
-    handler.write_line(_JSON.encode(entry) + handler.terminator)
-    return True
+        return None
+    return handler
+
+
+def json_text(value: str) -> str:
+    """``value`` as a JSON string: between quotes as it is when nothing in it needs an
+    escape (the usual case: method names, roles, request ids), else encoded."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return _JSON.encode(value)
 
 
 def configure(*, verbose: bool, log_format: LogFormat | None = None) -> None:

@@ -132,3 +132,43 @@ def test_times_are_utc_to_the_millisecond() -> None:
     assert formatter.line(1_700_000_001.0, "INFO", "x", "-", "m")["time"] == (
         "2023-11-14T22:13:21.000Z"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Verify",
+        "token portal/1a2b3c4d",
+        "certificate Тверь",
+        'a "quoted" name',
+        "back\\slash",
+        "line\nbreak",
+        "tab\there",
+        "\x00",
+        "sep\u2028arator",
+        "",
+    ],
+)
+def test_json_text_is_what_the_encoder_writes(value: str) -> None:
+    """Quoted as it is only when the encoder would write the same; else encoded."""
+    assert json.loads(logs.json_text(value)) == value
+    assert logs.json_text(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_the_fast_line_escapes_a_callers_name(configured: io.StringIO) -> None:
+    """A certificate name is configuration, not code: the line stays valid JSON whatever
+    it holds."""
+    token = logs.request_id.set("req-7")
+    try:
+        record = logs.CallRecord("partner", 'certificate "odd"\\name\n')
+        _log_call("Verify", record, "PERMISSION_DENIED", 0.001)
+    finally:
+        logs.request_id.reset(token)
+    logging.getLogger().handlers[0].flush()
+    line = json.loads(configured.getvalue())
+    assert line["caller"] == 'certificate "odd"\\name\n'
+    assert (line["status"], line["registries"], line["duration_ms"]) == (
+        "PERMISSION_DENIED",
+        {},
+        1.0,
+    )

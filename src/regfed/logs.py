@@ -249,6 +249,11 @@ def json_text(value: str) -> str:
     escape (the usual case: method names, roles, request ids), else encoded."""
     if value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
+    return json_value(value)
+
+
+def json_value(value: Any) -> str:
+    """``value`` in JSON, encoded as every JSON line's values are."""
     return _JSON.encode(value)
 
 

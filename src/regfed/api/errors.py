@@ -38,6 +38,7 @@ from regfed.errors import (
     UndecodableRequest,
 )
 from regfed.logthrottle import DEPENDENCIES
+from regfed.v1 import certificate_service_pb2
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,22 @@ class _RequestIds:
 _generated = _RequestIds()
 
 
+# The requests that carry a request id of their own (IssueRequest): asking any other for
+# one would raise and catch an AttributeError on every call.
+_WITH_REQUEST_ID = frozenset(
+    getattr(certificate_service_pb2, name)
+    for name, descriptor in certificate_service_pb2.DESCRIPTOR.message_types_by_name.items()
+    if "request_id" in descriptor.fields_by_name
+)
+
+
+def call_request_id(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The request id of a call: the caller's ``x-request-id`` metadata, else the request's
+    own ``request_id`` field, each when sane; else a new one."""
+    own = request.request_id if type(request) in _WITH_REQUEST_ID else ""
+    return new_request_id(metadata_request_id(context), own)
+
+
 def metadata_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's ``x-request-id`` metadata, as sent (empty when absent)."""
     for key, value in context.invocation_metadata() or ():
@@ -186,8 +203,7 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
         # IssueRequest carries its own request_id; the metadata, when sent, wins.
         current = logs.request_id.get()
         if current == logs.NO_REQUEST:
-            own = getattr(request, "request_id", "")
-            current = new_request_id(metadata_request_id(context), own)
+            current = call_request_id(request, context)
         token = logs.request_id.set(current)
         try:
             return await method(self, request, context)

@@ -13,7 +13,6 @@ refusals and overload answers are seen too.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,20 +21,11 @@ from typing import Any
 import grpc
 
 from regfed import logs
-from regfed.api.errors import metadata_request_id, new_request_id
+from regfed.api.errors import call_request_id
 from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.federation.fanout import SourceOutcome
-from regfed.v1 import certificate_service_pb2
 
 log = logging.getLogger("regfed.rpc")
-
-# The requests that carry a request id of their own (IssueRequest): asking any other for
-# one would raise and catch an AttributeError on every call.
-_WITH_REQUEST_ID = frozenset(
-    getattr(certificate_service_pb2, name)
-    for name, descriptor in certificate_service_pb2.DESCRIPTOR.message_types_by_name.items()
-    if "request_id" in descriptor.fields_by_name
-)
 
 Observe = Callable[[str, str, str, float], None]  # service, method, code, seconds
 
@@ -100,8 +90,7 @@ class ObserveInterceptor(UnaryWrapper):
         observe = self._observe
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            own = request.request_id if type(request) in _WITH_REQUEST_ID else ""
-            rid = new_request_id(metadata_request_id(context), own)
+            rid = call_request_id(request, context)
             rid_token = logs.request_id.set(rid)
             record = logs.CallRecord(self._role, self._caller)
             call_token = logs.call.set(record)
@@ -160,6 +149,5 @@ def _log_call(method: str, record: logs.CallRecord, code: str, elapsed: float) -
         f'"request_id":{text(logs.request_id.get())},"message":{text(message)},'
         f'"method":{text(method)},"role":{text(record.role)},"caller":{text(record.caller)},'
         f'"status":"{code}","duration_ms":{millis!r},'
-        f'"registries":{json.dumps(found, separators=(",", ":")) if found else "{}"}}}'
-        + handler.terminator
+        f'"registries":{logs.json_value(found) if found else "{}"}}}' + handler.terminator
     )

@@ -6,7 +6,9 @@ sends a call, waits for the answer, sends the next (closed loop). Request bodies
 from a JSONL file (``--data``: one request message per line in its JSON form) and are
 cycled through, each process starting at another offset, so calls are not all the same
 person. Bodies are serialised once, up front, and answers are not decoded: the client
-spends as little CPU as it can.
+spends as little CPU as it can. ``--rate R`` paces the workers to R calls a second in all
+instead (a worker whose answer comes late sends its next call at once), to compare
+servers at the same load.
 
 Every run is bounded: by ``--total`` calls and/or ``--duration`` seconds, and always by
 ``--max-duration`` (600 s). Only loopback targets are accepted.
@@ -217,6 +219,7 @@ class Plan:
     duration: float | None  # seconds after the warm-up; None: until ``total``
     max_duration: float
     metadata: tuple[tuple[str, str], ...] = ()  # e.g. a bearer token
+    rate: float | None = None  # this process's calls a second; None: as fast as answered
 
 
 @dataclass
@@ -263,7 +266,14 @@ async def _run_plan(plan: Plan, start_at: float) -> ProcessResult:
         bodies = plan.bodies
         n = len(bodies)
         metadata = plan.metadata or None
+        # Paced: each worker sends every ``interval`` seconds, the workers' slots spread
+        # evenly; a worker whose answer came late sends at once (no catching up).
+        interval = plan.workers / plan.rate if plan.rate else 0.0
+        slot = start_at + number * interval / plan.workers
         while True:
+            if interval:
+                await asyncio.sleep(max(0.0, slot - time.monotonic()))
+                slot = max(slot + interval, time.monotonic())
             begun = time.monotonic()
             if begun >= end:
                 return
@@ -338,8 +348,10 @@ def run_load(
     timeout: float,
     max_duration: float = HARD_MAX_DURATION,
     metadata: tuple[tuple[str, str], ...] = (),
+    rate: float | None = None,
 ) -> Summary:
-    """Run the load in ``processes`` client processes and combine their figures."""
+    """Run the load in ``processes`` client processes and combine their figures;
+    ``rate``: calls a second in all, paced (at most ``concurrency`` in flight)."""
     check_loopback(target)
     if total is None and duration is None:
         raise ValueError("give --total and/or --duration")
@@ -369,6 +381,7 @@ def run_load(
                     duration=duration,
                     max_duration=max_duration,
                     metadata=metadata,
+                    rate=rate * workers[i] / concurrency if rate else None,
                 ),
                 ready[i],
                 go,
@@ -453,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=HARD_MAX_DURATION,
         help=f"hard bound on the whole run, seconds (at most {HARD_MAX_DURATION:g})",
     )
+    parser.add_argument(
+        "--rate", type=float, help="calls a second, paced (default: closed loop, flat out)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--token-file", type=Path, help="send authorization: Bearer <the file's token>"
@@ -466,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --total and/or --duration: every run is bounded")
     if args.concurrency < 1 or args.connections < 1 or args.processes < 1:
         parser.error("--concurrency, --connections and --processes must be positive")
+    if args.rate is not None and not 0 < args.rate <= 1_000_000:
+        parser.error("--rate must be within (0, 1000000]")
     if args.total is not None and args.total < 1:
         parser.error("--total must be positive")
     if not 0 < args.max_duration <= HARD_MAX_DURATION:
@@ -489,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         max_duration=args.max_duration,
         metadata=token_metadata(args.token_file),
+        rate=args.rate,
     )
     sys.stdout.write(format_summary(summary))
     if args.json is not None:

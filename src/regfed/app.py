@@ -33,7 +33,7 @@ from regfed.api.access import AccessInterceptor
 from regfed.api.auth import LOOPBACK_OPERATOR, Authenticator, CertificateBook, TokenBook, token_hash
 from regfed.api.codec import add_certificate_service
 from regfed.api.limits import CallLimits
-from regfed.api.observe import ObserveInterceptor, grpc_metrics, lookup_observer
+from regfed.api.observe import CallMetrics, ObserveInterceptor, lookup_observer
 from regfed.api.servicer import CertificateServicer
 from regfed.api.tls import TlsFiles
 from regfed.breaker import CircuitBreaker
@@ -245,6 +245,7 @@ class Application:
         self._serve_metrics = serve_metrics and self._collect_metrics
         self._authenticator: Authenticator | None = None
         self._refusals: RefusalTrail | None = None
+        self._call_metrics: CallMetrics | None = None
 
     def _breaker(self, name: str) -> CircuitBreaker:
         breaker = CircuitBreaker(
@@ -351,6 +352,10 @@ class Application:
             denials = DenialTally(store, on_denial=metrics.denial_counted if metrics else None)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
+            if metrics is not None and settings.observe_calls:
+                self._call_metrics = CallMetrics()
+                await self._call_metrics.start()
+                self._stack.push_async_callback(self._call_metrics.stop)
             revocations = RevocationCache(store, dbs.store, connect_timeout=settings.store_timeout)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)
@@ -421,7 +426,7 @@ class Application:
             open_caller = LOOPBACK_OPERATOR if self._authenticator is None else None
             interceptors.append(
                 ObserveInterceptor(
-                    grpc_metrics() if self._collect_metrics else None,
+                    self._call_metrics.observe if self._call_metrics else None,
                     role=open_caller.role if open_caller else "-",
                     caller=open_caller.identity if open_caller else "-",
                 )

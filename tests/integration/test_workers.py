@@ -138,6 +138,11 @@ async def test_workers_report_one_metrics_view(
                 and sample.labels.get("grpc_method") == "GetTrustList"
             )
 
+        # Each worker hands its call metrics over within a second (api/observe.py).
+        for _ in range(50):  # bounded: 50 scrapes, 0.1 s apart
+            if await asyncio.to_thread(scrape) >= calls:
+                break
+            await asyncio.sleep(0.1)
         assert await asyncio.to_thread(scrape) == calls
     finally:
         supervisor.send_signal(signal.SIGTERM)

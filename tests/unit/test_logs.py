@@ -80,13 +80,22 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
         root.setLevel(level)
 
 
+def fast_path_only() -> None:
+    """Leave configure()'s handler alone on the root logger, so that the per-call line
+    takes its fast path: pytest adds a capturing handler of its own to the root logger
+    for each test's call phase, after the fixtures ran."""
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if isinstance(h, logs.BatchingHandler)]
+    assert logs.fast_handler(logging.getLogger("regfed.rpc")) is not None
+
+
 def per_call_line(request: str) -> None:
     """The observing interceptor's line for one Verify call, under ``request``."""
     token = logs.request_id.set(request)
     try:
         record = logs.CallRecord("partner", "certificate verifier.tver.example")
         record.registries["city"] = "matched"
-        _log_call("Verify", record, "OK", 0.0042)
+        _log_call("Verify", request, record, "OK", 0.0042)
     finally:
         logs.request_id.reset(token)
 
@@ -96,6 +105,7 @@ def test_the_per_call_line_is_the_same_written_fast_or_through_a_record(
 ) -> None:
     """The fast path (no LogRecord) writes what the handler would have written; with any
     other handler on the root logger the line goes the usual way, to every handler."""
+    fast_path_only()
     per_call_line("fast-1")
     logging.getLogger().handlers[0].flush()
     fast = json.loads(configured.getvalue())
@@ -158,17 +168,24 @@ def test_json_text_is_what_the_encoder_writes(value: str) -> None:
 def test_the_fast_line_escapes_a_callers_name(configured: io.StringIO) -> None:
     """A certificate name is configuration, not code: the line stays valid JSON whatever
     it holds."""
+    fast_path_only()
     token = logs.request_id.set("req-7")
     try:
         record = logs.CallRecord("partner", 'certificate "odd"\\name\n')
-        _log_call("Verify", record, "PERMISSION_DENIED", 0.001)
+        # Twice: the second line is built from the parts the first one encoded.
+        _log_call("Verify", "req-7", record, "PERMISSION_DENIED", 0.001)
+        _log_call("Verify", "req-8", record, "PERMISSION_DENIED", 0.0025)
     finally:
         logs.request_id.reset(token)
     logging.getLogger().handlers[0].flush()
-    line = json.loads(configured.getvalue())
-    assert line["caller"] == 'certificate "odd"\\name\n'
-    assert (line["status"], line["registries"], line["duration_ms"]) == (
-        "PERMISSION_DENIED",
-        {},
-        1.0,
-    )
+    lines = [json.loads(text) for text in configured.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["req-7", "req-8"]
+    for line, millis in zip(lines, (1.0, 2.5), strict=True):
+        assert line["caller"] == 'certificate "odd"\\name\n'
+        message = f"Verify PERMISSION_DENIED role=partner {millis:.1f} ms registries=-"
+        assert line["message"] == message
+        assert (line["status"], line["registries"], line["duration_ms"]) == (
+            "PERMISSION_DENIED",
+            {},
+            millis,
+        )

@@ -46,7 +46,11 @@ class Rule:
         """Whether ``role`` may make this call with ``request``."""
         if role not in self.roles:
             return False
-        return role in OPERATOR or not any(request.HasField(f) for f in self.operator_fields)
+        if self.operator_fields and role not in OPERATOR:
+            for name in self.operator_fields:
+                if request.HasField(name):
+                    return False
+        return True
 
 
 # DESIGN.md, "Security and operations": the roles table.

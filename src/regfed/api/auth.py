@@ -61,11 +61,21 @@ def token_hash(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# Entries a cache of credentials seen holds before it starts over.
+_CACHE_LIMIT = 4096
+
+
 class TokenBook:
     """Bearer tokens known by their SHA-256 hashes."""
 
     def __init__(self, tokens: Mapping[Role, Iterable[str]]) -> None:
         self._entries: list[tuple[bytes, Caller]] = []
+        # Header values already found known, so that a caller's every call after its
+        # first costs a lookup rather than a SHA-256 and a comparison with every entry.
+        # Only known tokens enter it (a caller cannot fill it by guessing), and a dict
+        # lookup does not compare the text until its keyed hash (SipHash, random per
+        # process) matches, so its time says nothing about how close a guess came.
+        self._known: dict[str, Caller] = {}
         for role, hashes in tokens.items():
             for entry in hashes:
                 digest = bytes.fromhex(entry.removeprefix("sha256:"))
@@ -87,6 +97,9 @@ class TokenBook:
                 break
         if presented is None:
             raise Unauthenticated("credentials required: authorization: Bearer <token>")
+        known = self._known.get(presented)
+        if known is not None:
+            return known
         scheme, _, token = presented.partition(" ")
         digest = hashlib.sha256(token.strip().encode("utf-8")).digest()
         found: Caller | None = None
@@ -96,11 +109,10 @@ class TokenBook:
                 found = caller
         if found is None:
             raise Unauthenticated("unknown credentials")
+        if len(self._known) >= _CACHE_LIMIT:
+            self._known.clear()
+        self._known[presented] = found
         return found
-
-
-# Client certificates seen, by their PEM: parsed once per certificate, not once per call.
-_CACHE_LIMIT = 4096
 
 
 class CertificateBook:
@@ -110,6 +122,7 @@ class CertificateBook:
     def __init__(self, certificates: Mapping[str, Role], tls: TlsFiles) -> None:
         self._roles = dict(certificates)
         self._tls = tls
+        # Client certificates seen, by their PEM: parsed once per certificate, not per call.
         self._seen: dict[bytes, tuple[str, Caller | None]] = {}
 
     def identify(self, context: Context) -> Caller:

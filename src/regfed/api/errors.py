@@ -201,10 +201,9 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
         # The observing interceptor has set it when it runs; else the same rule here:
         # IssueRequest carries its own request_id; the metadata, when sent, wins.
-        current = logs.request_id.get()
-        if current == logs.NO_REQUEST:
-            current = call_request_id(request, context)
-        token = logs.request_id.set(current)
+        token = None
+        if logs.request_id.get() == logs.NO_REQUEST:
+            token = logs.request_id.set(call_request_id(request, context))
         try:
             return await method(self, request, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -212,7 +211,8 @@ def rpc_boundary(method: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
         except Exception as exc:
             await abort_with_error(context, exc, method.__name__)
         finally:
-            logs.request_id.reset(token)
+            if token is not None:
+                logs.request_id.reset(token)
         raise AssertionError("unreachable: abort_with_error always aborts the call")
 
     return wrapper

@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -33,7 +33,7 @@ from regfed.api.access import AccessInterceptor
 from regfed.api.auth import LOOPBACK_OPERATOR, Authenticator, CertificateBook, TokenBook, token_hash
 from regfed.api.codec import add_certificate_service
 from regfed.api.limits import CallLimits
-from regfed.api.observe import CallMetrics, ObserveInterceptor, lookup_observer
+from regfed.api.observe import ObserveInterceptor, lookup_observer
 from regfed.api.servicer import CertificateServicer
 from regfed.api.tls import TlsFiles
 from regfed.breaker import CircuitBreaker
@@ -67,6 +67,9 @@ from regfed.store.monitor import StoreMonitor
 from regfed.store.revocations import RevocationCache
 from regfed.store.tally import DenialTally
 from regfed.v1 import certificate_service_pb2 as pb
+
+if TYPE_CHECKING:  # imported at start only when metrics are on (see start())
+    from regfed.metrics import Tally
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +248,7 @@ class Application:
         self._serve_metrics = serve_metrics and self._collect_metrics
         self._authenticator: Authenticator | None = None
         self._refusals: RefusalTrail | None = None
-        self._call_metrics: CallMetrics | None = None
+        self._tally: Tally | None = None  # the per-call metrics, when metrics are on
 
     def _breaker(self, name: str) -> CircuitBreaker:
         breaker = CircuitBreaker(
@@ -283,6 +286,10 @@ class Application:
             # Imported only now: prometheus-client reads PROMETHEUS_MULTIPROC_DIR on import.
             metrics = importlib.import_module("regfed.metrics")
         try:
+            if metrics is not None and settings.observe_calls:
+                self._tally = metrics.Tally()
+                await self._tally.start()
+                self._stack.push_async_callback(self._tally.stop)
             self.databases = dbs = await open_databases(settings, self._stack)
             if dbs.demo and seed_demo:
                 from regfed.demo.seed import seed_demo as seed
@@ -321,7 +328,11 @@ class Application:
                         breaker=self._breaker("federal registry"),
                     ),
                 ],
-                observer=lookup_observer(self._collect_metrics) if settings.observe_calls else None,
+                observer=(
+                    lookup_observer(self._tally.lookup if self._tally else None)
+                    if settings.observe_calls
+                    else None
+                ),
             )
             store_breaker = self._breaker("store")
             if metrics is not None:
@@ -352,10 +363,6 @@ class Application:
             denials = DenialTally(store, on_denial=metrics.denial_counted if metrics else None)
             await denials.start()
             self._stack.push_async_callback(denials.stop)
-            if metrics is not None and settings.observe_calls:
-                self._call_metrics = CallMetrics()
-                await self._call_metrics.start()
-                self._stack.push_async_callback(self._call_metrics.stop)
             revocations = RevocationCache(store, dbs.store, connect_timeout=settings.store_timeout)
             await revocations.start()
             self._stack.push_async_callback(revocations.stop)
@@ -426,7 +433,7 @@ class Application:
             open_caller = LOOPBACK_OPERATOR if self._authenticator is None else None
             interceptors.append(
                 ObserveInterceptor(
-                    self._call_metrics.observe if self._call_metrics else None,
+                    self._tally.call if self._tally else None,
                     role=open_caller.role if open_caller else "-",
                     caller=open_caller.identity if open_caller else "-",
                 )

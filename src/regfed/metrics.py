@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_left
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from prometheus_client.registry import REGISTRY
 from regfed.breaker import BreakerState
 from regfed.domain.model import DenialReason
 from regfed.federation.fanout import SourceOutcome
+from regfed.postgres.tasks import PeriodicFlush
 from regfed.service.ports import ApplicationStatus, CertificateRecord
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -38,14 +40,13 @@ handled = Counter(
     "RPCs completed on the server, by status code.",
     [*GRPC_LABELS, "grpc_code"],
 )
-# prometheus-client's default buckets, named: the observing interceptor counts calls into
-# them itself (api/observe.py, CallMetrics) and hands over the counts.
-HANDLING_BUCKETS = Histogram.DEFAULT_BUCKETS
+# prometheus-client's default buckets, named: the Tally counts into them itself.
+BUCKETS = Histogram.DEFAULT_BUCKETS
 handling_seconds = Histogram(
     "grpc_server_handling_seconds",
     "Time the server took to answer an RPC, in seconds.",
     GRPC_LABELS,
-    buckets=HANDLING_BUCKETS,
+    buckets=BUCKETS,
 )
 registry_lookups = Counter(
     "regfed_registry_lookups_total",
@@ -56,6 +57,7 @@ registry_lookup_seconds = Histogram(
     "regfed_registry_lookup_seconds",
     "Time one registry took to answer a lookup, in seconds.",
     ["registry"],
+    buckets=BUCKETS,
 )
 certificates_issued = Counter(
     "regfed_certificates_issued_total",
@@ -85,26 +87,62 @@ audit_dropped = Counter(
 )
 
 
-def handling_observed(service: str, method: str, seconds: float, per_bucket: list[float]) -> None:
-    """Calls of a method counted elsewhere: their total duration, and how many fell in
-    each of :data:`HANDLING_BUCKETS` (not cumulative).
+class Tally(PeriodicFlush):
+    """What is counted on every call — the calls themselves and the registry lookups —
+    gathered in plain dicts (a lookup, an addition and a bisect) and handed to
+    prometheus-client every ``interval`` seconds and when stopped.
 
-    What ``observe`` does for one value, for many: it adds to the child's sum and bucket
-    values, which prometheus-client keeps as ``_sum`` and ``_buckets`` (unchanged since
-    its first releases; ``tests/unit/test_call_metrics.py`` reads back what it writes).
+    prometheus-client's values take a lock each, and a histogram walks its bounds, on
+    every observation: on the call's path that cost more than the call's log line.
+    ``/metrics`` lags the calls by ``interval`` at most. Everything runs on the event
+    loop's thread, so nothing here needs a lock.
     """
-    child = handling_seconds.labels(service, method)
-    child._sum.inc(seconds)
-    for value, count in zip(child._buckets, per_bucket, strict=True):
-        if count:
-            value.inc(count)
 
+    def __init__(self, interval: float = 1.0) -> None:
+        super().__init__(interval, "metrics-tally")
+        self._counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
+        # (histogram, labels) -> [sum of seconds, observations per bucket...]
+        self._times: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
 
-def lookup_observed(outcome: SourceOutcome) -> None:
-    """One registry's answer to one lookup."""
-    registry = outcome.registry.value
-    registry_lookups.labels(registry, outcome.status.value).inc()
-    registry_lookup_seconds.labels(registry).observe(outcome.latency)
+    def call(self, service: str, method: str, code: str, elapsed: float) -> None:
+        """One call answered with ``code`` after ``elapsed`` seconds."""
+        self._count(handled, (service, method, code))
+        self._time(handling_seconds, (service, method), elapsed)
+
+    def lookup(self, outcome: SourceOutcome) -> None:
+        """One registry's answer to one lookup."""
+        registry = outcome.registry.value
+        self._count(registry_lookups, (registry, outcome.status.value))
+        self._time(registry_lookup_seconds, (registry,), outcome.latency)
+
+    def _count(self, counter: Counter, labels: tuple[str, ...]) -> None:
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _time(self, histogram: Histogram, labels: tuple[str, ...], seconds: float) -> None:
+        key = (histogram, labels)
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = [0.0] * (len(BUCKETS) + 1)
+        times[0] += seconds
+        times[1 + bisect_left(BUCKETS, seconds)] += 1  # the first bound >= seconds
+
+    async def flush(self) -> None:
+        """Hand what was counted to prometheus-client."""
+        counts, self._counts = self._counts, {}
+        times, self._times = self._times, {}
+        for (counter, labels), count in counts.items():
+            counter.labels(*labels).inc(count)
+        for (histogram, labels), (seconds, *per_bucket) in times.items():
+            # What ``observe`` does for one value, for many: add to the child's sum and
+            # bucket values, which prometheus-client keeps as ``_sum`` and ``_buckets``
+            # (so since its first releases; tests/unit/test_metrics_tally.py reads back
+            # what is written here).
+            child = histogram.labels(*labels)
+            child._sum.inc(seconds)
+            for value, observed in zip(child._buckets, per_bucket, strict=True):
+                if observed:
+                    value.inc(observed)
 
 
 def certificate_recorded(record: CertificateRecord) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -25,62 +24,17 @@ from regfed import logs
 from regfed.api.errors import call_request_id
 from regfed.api.wrapping import Behavior, UnaryWrapper
 from regfed.federation.fanout import SourceOutcome
-from regfed.postgres.tasks import PeriodicFlush
 
 log = logging.getLogger("regfed.rpc")
 
 Observe = Callable[[str, str, str, float], None]  # service, method, code, seconds
 
 
-class CallMetrics(PeriodicFlush):
-    """The Prometheus side: handled calls by code, and their durations.
-
-    Counted on the call's path in plain dicts (a lookup, an addition and a bisect), and
-    handed to prometheus-client every ``interval`` seconds and when stopped: its values
-    take a lock each, and a histogram walks its bounds, on every observation, which cost
-    a Verify more than its log line did. ``/metrics`` lags the calls by ``interval`` at
-    most. Everything runs on the event loop's thread, so nothing here needs a lock.
-    """
-
-    def __init__(self, interval: float = 1.0) -> None:
-        super().__init__(interval, "call-metrics")
-        from regfed import metrics
-
-        self._metrics = metrics
-        self._bounds = metrics.HANDLING_BUCKETS
-        self._counts: dict[tuple[str, str, str], int] = {}
-        # (service, method) -> [sum of seconds, calls per bucket...]
-        self._times: dict[tuple[str, str], list[float]] = {}
-
-    def observe(self, service: str, method: str, code: str, elapsed: float) -> None:
-        """One call answered with ``code`` after ``elapsed`` seconds."""
-        key = (service, method, code)
-        counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
-        times = self._times.get((service, method))
-        if times is None:
-            times = self._times[(service, method)] = [0.0] * (len(self._bounds) + 1)
-        times[0] += elapsed
-        times[1 + bisect_left(self._bounds, elapsed)] += 1
-
-    async def flush(self) -> None:
-        """Hand what was counted to prometheus-client."""
-        counts, self._counts = self._counts, {}
-        times, self._times = self._times, {}
-        for key, count in counts.items():
-            self._metrics.handled.labels(*key).inc(count)
-        for (service, method), (seconds, *per_bucket) in times.items():
-            self._metrics.handling_observed(service, method, seconds, per_bucket)
-
-
-def lookup_observer(metrics_on: bool) -> Callable[[SourceOutcome], None]:
+def lookup_observer(
+    count: Callable[[SourceOutcome], None] | None,
+) -> Callable[[SourceOutcome], None]:
     """What the federation calls for each registry's outcome: noted for the call's log
-    line, and counted when metrics are on."""
-    count: Callable[[SourceOutcome], None] | None = None
-    if metrics_on:
-        from regfed.metrics import lookup_observed
-
-        count = lookup_observed
+    line, and passed to ``count`` (the metrics' tally) when there is one."""
 
     def observed(outcome: SourceOutcome) -> None:
         record = logs.call.get()
@@ -146,9 +100,9 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
         return
     millis = round(elapsed * 1000, 3)
     found = record.registries
-    registries = ",".join(f"{k}:{v}" for k, v in found.items()) if found else "-"
     handler = logs.fast_handler(log)
     if handler is None:
+        registries = ",".join(f"{k}:{v}" for k, v in found.items()) if found else "-"
         fields = {
             "method": method,
             "role": record.role,
@@ -168,13 +122,16 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
     if parts is None:
         parts = _line_parts(*key)
     head, tail = parts
+    outcomes = _REGISTRIES.get(tuple(found.items())) if found else _NO_REGISTRIES
+    if outcomes is None:
+        outcomes = _registries(found)
+    in_message, as_json = outcomes
     formatter = handler.formatter
     assert isinstance(formatter, logs.JsonFormatter)
     handler.write_line(
         f'{{"time":"{formatter.stamp(time.time())}","level":"INFO","logger":"{log.name}",'
-        f'"request_id":"{rid}","message":{head}{millis:.1f} ms'
-        f' registries={registries}"{tail}{millis!r},'
-        f'"registries":{logs.json_value(found) if found else "{}"}}}' + handler.terminator
+        f'"request_id":"{rid}","message":{head}{millis:.1f} ms registries={in_message}"'
+        f'{tail}{millis!r},"registries":{as_json}}}' + handler.terminator
     )
 
 
@@ -198,3 +155,17 @@ def _line_parts(method: str, code: str, role: str, caller: str) -> tuple[str, st
         _LINE_PARTS.clear()
     _LINE_PARTS[(method, code, role, caller)] = (head, tail)
     return head, tail
+
+
+# The registries' outcomes as the message and the JSON write them, by outcome: a few
+# combinations of two registries and four outcomes.
+_NO_REGISTRIES = ("-", "{}")
+_REGISTRIES: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {}
+
+
+def _registries(found: dict[str, str]) -> tuple[str, str]:
+    # Registry names and outcomes are the enums' values: nothing in them needs an escape.
+    text = (",".join(f"{k}:{v}" for k, v in found.items()), logs.json_value(found))
+    if len(_REGISTRIES) < _LINE_PARTS_LIMIT:
+        _REGISTRIES[tuple(found.items())] = text
+    return text

@@ -450,12 +450,16 @@ class Application:
     ) -> grpc.aio.Server:
         """The main server: regfed.v1, health, reflection, behind ``interceptors``, on the
         configured listener (TLS when a certificate is set)."""
-        server = grpc.aio.server(
-            interceptors=interceptors,
-            # grpc turns SO_REUSEPORT on by default: then a second server on the same
-            # address would start without error and silently share the port.
-            options=[("grpc.so_reuseport", 1 if self.settings.reuse_port else 0)],
-        )
+        settings = self.settings
+        # grpc turns SO_REUSEPORT on by default: then a second server on the same address
+        # would start without error and silently share the port.
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 1 if settings.reuse_port else 0)]
+        if settings.max_connection_age > 0:
+            options += [
+                ("grpc.max_connection_age_ms", round(settings.max_connection_age * 1000)),
+                ("grpc.max_connection_age_grace_ms", round(settings.grace * 1000)),
+            ]
+        server = grpc.aio.server(interceptors=interceptors, options=options)
         add_certificate_service(servicer, server)
         assert self._health is not None
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -225,6 +225,10 @@ class Settings(_Model):
     # On SIGTERM: NOT_SERVING at once, new calls still taken for this long (so load
     # balancers stop sending), then in-flight calls get ``grace`` to finish.
     drain_delay: SecondsOrZero = 1.0
+    # A client connection is closed (GOAWAY; its calls in flight get ``grace``) after about
+    # this long, so that a client reconnects and behind an L4 load balancer long-lived
+    # connections spread over instances started since. 0: never (grpcio adds ±10 % jitter).
+    max_connection_age: SecondsOrZero = 300.0
     # SO_REUSEPORT on the listener: only the ``--workers`` supervisor's processes share a
     # port; a single server refuses an address already in use.
     reuse_port: bool = False

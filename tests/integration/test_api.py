@@ -268,3 +268,19 @@ async def test_undecodable_bytes_are_invalid_argument_without_a_traceback(
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.details() == "invalid request: the message could not be decoded"
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_connection_is_closed_after_its_maximum_age(
+    create_database: CreateDatabase, tmp_path: Path
+) -> None:
+    """After max_connection_age the server ends a client's connection (GOAWAY) and the
+    client's next call goes over a new one: behind an L4 load balancer, connections
+    spread over instances started since."""
+    settings = await demo_settings(create_database, tmp_path)
+    async with running(settings, max_connection_age=0.5) as app, channel_to(app) as channel:
+        stub = pb_grpc.CertificateServiceStub(channel)
+        await stub.GetTrustList(pb.GetTrustListRequest(), timeout=10)
+        assert channel.get_state() is grpc.ChannelConnectivity.READY
+        async with asyncio.timeout(10):
+            await channel.wait_for_state_change(grpc.ChannelConnectivity.READY)
+        await stub.GetTrustList(pb.GetTrustListRequest(), timeout=10)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from regfed.store.migrate import Migration, MigrationError, available, migrate, pending
+from regfed.store.migrate import Migration, MigrationError, ahead, available, migrate, pending
+from tests.integration.harness import channel_to, demo_settings, running
 
 pytestmark = pytest.mark.postgres
 
@@ -172,3 +176,41 @@ async def test_kid_migration_turns_base64_text_into_the_8_bytes(conn: asyncpg.Co
     assert await conn.fetchval("SELECT kid FROM certificates") == bytes(range(8))
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute("UPDATE certificates SET kid = '\\x00'::bytea")
+
+
+async def test_a_store_migrated_by_a_newer_release_is_reported(conn: asyncpg.Connection) -> None:
+    """Versions in the store that the package does not ship: a newer release ran here."""
+    await migrate(conn)
+    assert await ahead(conn) == []
+    newest = available()[-1].version
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from_the_future'),"
+        " ($2, 'further')",
+        newest + 2,
+        newest + 1,
+    )
+    assert await ahead(conn) == [newest + 1, newest + 2]
+    assert await migrate(conn) == []  # nothing of ours is missing: nothing applied
+
+
+async def test_a_server_on_a_store_ahead_of_it_serves_and_says_so(
+    create_database: CreateDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rollback: the older release starts on the newer store, serves, and warns."""
+    settings = await demo_settings(create_database, tmp_path)
+    assert settings.store_dsn is not None
+    conn = await asyncpg.connect(settings.store_dsn)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, 'next')")
+    finally:
+        await conn.close()
+    with caplog.at_level(logging.WARNING, logger="regfed.store.monitor"):
+        async with running(settings) as app, channel_to(app) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            answer = await health.Check(  # type: ignore[attr-defined]  # the stubs lack it
+                health_pb2.HealthCheckRequest(service="regfed.v1.CertificateService"), timeout=10
+            )
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    warnings = [r.getMessage() for r in caplog.records if r.name == "regfed.store.monitor"]
+    assert any("[9999]" in message for message in warnings)

@@ -198,22 +198,28 @@ def db_migrate(ctx: click.Context, store_dsn: str | None) -> None:
     """Apply pending schema migrations."""
     settings = _settings(ctx, store_dsn=store_dsn)
 
-    async def run() -> list[int]:
+    async def run() -> tuple[list[int], list[int]]:
         import asyncpg
 
         from regfed.app import open_databases
-        from regfed.store.migrate import migrate
+        from regfed.store.migrate import ahead, migrate
 
         async with contextlib.AsyncExitStack() as stack:
             dsn = settings.store_dsn or (await open_databases(settings, stack)).store
             conn = await asyncpg.connect(dsn)
             try:
-                return await migrate(conn)
+                return await migrate(conn), await ahead(conn)
             finally:
                 await conn.close()
 
-    applied = _run(run())
+    applied, newer = _run(run())
     click.echo(f"applied migrations: {applied}" if applied else "the store is up to date")
+    if newer:
+        click.echo(
+            f"the store also holds migrations {newer} that this release does not ship: "
+            "a newer release migrated it",
+            err=True,
+        )
 
 
 @main.group()

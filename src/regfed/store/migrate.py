@@ -5,6 +5,12 @@ each in its own transaction together with its row in ``schema_migrations``: a mi
 that fails leaves nothing behind. Every transaction first takes a transaction-level
 advisory lock, so several server processes starting together apply each migration once;
 the others wait, then find it recorded.
+
+A migration keeps the release before it working (columns and tables are added, and
+dropped only a release after the code stopped using them), so that during a rolling
+update, or after a rollback, the older release runs on a store one step ahead. A store
+holding migrations the running code does not ship is reported (:func:`ahead`), never
+refused: refusing would stop the rollback an incident needs.
 """
 
 from __future__ import annotations
@@ -97,6 +103,13 @@ async def pending(conn: Connection, migrations: Sequence[Migration] | None = Non
     todo = _checked(available() if migrations is None else migrations)
     done = await _applied(conn)
     return [m.version for m in todo if m.version not in done]
+
+
+async def ahead(conn: Connection, migrations: Sequence[Migration] | None = None) -> list[int]:
+    """The versions applied to the database that are not among ``migrations`` (default:
+    the package's), in order: the store was migrated by a newer release."""
+    known = {m.version for m in _checked(available() if migrations is None else migrations)}
+    return sorted((await _applied(conn)) - known)
 
 
 async def migrate(conn: Connection, migrations: Sequence[Migration] | None = None) -> list[int]:

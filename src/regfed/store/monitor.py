@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from regfed.breaker import BreakerState, CircuitBreaker
 from regfed.postgres.bounded import DATABASE_ERRORS, BoundedPool, described
 from regfed.postgres.tasks import cancel_and_wait
-from regfed.store.migrate import MigrationError, migrate
+from regfed.store.migrate import MigrationError, ahead, migrate
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,17 @@ class StoreMonitor:
             else:
                 async with self._pool.connection(MIGRATE_TIMEOUT) as conn:
                     applied = await migrate(conn)
+                    newer = await ahead(conn)
                 self._migrated = True
                 if applied:
                     log.info("store migrated: applied %s", applied)
+                if newer:
+                    log.warning(
+                        "the store holds migrations %s that this release does not ship: a "
+                        "newer release migrated it (serving: each migration keeps the release "
+                        "before it working)",
+                        newer,
+                    )
         except MigrationError as exc:
             problem = f"migration failed ({exc})"
         except DATABASE_ERRORS as exc:  # refused connections, a black-holed link too

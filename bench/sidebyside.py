@@ -168,6 +168,17 @@ def bodies_file(args: argparse.Namespace) -> Path:
     return path
 
 
+def shared_metadata(variants: Sequence[Variant]) -> tuple[tuple[str, str], ...]:
+    """What every call carries, whichever server it goes to: the bearer token of the first
+    variant that checks one. A server without an ``[auth]`` table ignores it, so every
+    server gets the same bytes and the comparison is of the servers' work alone (a real
+    caller sends its credentials either way)."""
+    for variant in variants:
+        if variant.token_file is not None:
+            return token_metadata(variant.token_file)
+    return ()
+
+
 def one_turn(args: argparse.Namespace, variant: Variant, bodies: list[bytes]) -> None:
     """``--turn`` seconds of load on one server; its CPU time and calls recorded."""
     before = bench.tree_usage(variant.pid)
@@ -183,7 +194,7 @@ def one_turn(args: argparse.Namespace, variant: Variant, bodies: list[bytes]) ->
         warmup=0.0,
         timeout=20.0,
         max_duration=args.turn + 30,
-        metadata=token_metadata(variant.token_file),
+        metadata=args.metadata,
         rate=args.rate,
     )
     after = bench.tree_usage(variant.pid)
@@ -246,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.prepare_population(args.home, args.people, args.seed, False, embedded)
         )
         start_servers(args, children, pop)
+        args.metadata = shared_metadata(args.variants)
         bodies = load_bodies(bodies_file(args), args.call, None)
         bench.log(f"warming every server up for {args.turn:g} s")
         for variant in args.variants:

@@ -237,9 +237,11 @@ def regfed_command() -> list[str]:
     return [sys.executable, "-c", "from regfed.cli.main import main; main()"]
 
 
-def observability_env(mode: str, home: Path, metrics_port: int, env: dict[str, str]) -> Path | None:
+def observability_env(
+    mode: str, home: Path, metrics_port: int, env: dict[str, str], token: str | None = None
+) -> Path | None:
     """Configure the server for ``mode`` through ``env``; the bearer-token file the clients
-    send, if any.
+    send, if any (``token``, else a new one).
 
     ``full`` is production's: the per-call interceptor with JSON log lines, metrics on a
     loopback port, and callers known by a bearer token (a portal token made for the run,
@@ -251,7 +253,7 @@ def observability_env(mode: str, home: Path, metrics_port: int, env: dict[str, s
     import hashlib
     import secrets
 
-    token = secrets.token_hex(32)
+    token = token or secrets.token_hex(32)
     token_file = home / "bench-portal.token"
     token_file.write_text(token, encoding="utf-8")
     token_file.chmod(0o600)

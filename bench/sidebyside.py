@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -124,13 +125,16 @@ def start_servers(
     home: Path = args.home
     logs = home / "logs" / "sidebyside"
     logs.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(32)  # one for every server that checks tokens
     for variant in args.variants:
         variant.target = check_loopback(f"127.0.0.1:{variant.port}")
         env = {**os.environ, "REGFED_HOME": str(home)}
         env.pop("REGFED_CONFIG", None)
         own = home / "sidebyside" / variant.label  # its token and config file
         own.mkdir(parents=True, exist_ok=True)
-        variant.token_file = bench.observability_env(variant.mode, own, variant.port + 2, env)
+        variant.token_file = bench.observability_env(
+            variant.mode, own, variant.port + 2, env, token
+        )
         env.setdefault("REGFED_RECONCILE_INTERVAL", bench.RECONCILE_INTERVAL)
         env.setdefault("REGFED_APPLICATION_KEY_FILE", str(bench.application_key(home)))
         if variant.src is not None:
@@ -169,8 +173,8 @@ def bodies_file(args: argparse.Namespace) -> Path:
 
 
 def shared_metadata(variants: Sequence[Variant]) -> tuple[tuple[str, str], ...]:
-    """What every call carries, whichever server it goes to: the bearer token of the first
-    variant that checks one. A server without an ``[auth]`` table ignores it, so every
+    """What every call carries, whichever server it goes to: the bearer token the servers
+    that check one share (start_servers). A server without an ``[auth]`` table ignores it, so every
     server gets the same bytes and the comparison is of the servers' work alone (a real
     caller sends its credentials either way)."""
     for variant in variants:
@@ -202,7 +206,7 @@ def one_turn(args: argparse.Namespace, variant: Variant, bodies: list[bytes]) ->
         raise RuntimeError(f"the {variant.label} server exited")
     failed = sum(n for code, n in summary.status.items() if code != "OK")
     if failed or not summary.count:
-        raise RuntimeError(f"{variant.label}: {failed} of {summary.count} calls failed")
+        raise RuntimeError(f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}")
     variant.cpu_seconds.append(after[1] - before[1])
     variant.calls.append(summary.count)
     bench.log(

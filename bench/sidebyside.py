@@ -206,7 +206,9 @@ def one_turn(args: argparse.Namespace, variant: Variant, bodies: list[bytes]) ->
         raise RuntimeError(f"the {variant.label} server exited")
     failed = sum(n for code, n in summary.status.items() if code != "OK")
     if failed or not summary.count:
-        raise RuntimeError(f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}")
+        raise RuntimeError(
+            f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}"
+        )
     variant.cpu_seconds.append(after[1] - before[1])
     variant.calls.append(summary.count)
     bench.log(

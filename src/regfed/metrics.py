@@ -3,7 +3,9 @@
 Collected at three places, never by a servicer: the observing interceptor
 (``grpc_server_*``), the federation (``regfed_registry_*``, through the observer
 ``app.py`` hands it) and the store (``regfed_certificates_issued_total`` when a new
-certificate is recorded, ``regfed_denials_total`` as denials are tallied).
+certificate is recorded, ``regfed_denials_total`` as denials are tallied). What is counted
+on every call, the first two, goes through a :class:`Tally` that hands it over once a
+second.
 
 ``regfed serve --workers N`` runs prometheus-client in multiprocess mode: the supervisor
 sets ``PROMETHEUS_MULTIPROC_DIR`` for its workers before they start (prometheus-client

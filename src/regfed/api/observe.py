@@ -5,9 +5,10 @@ It wraps every unary method (health included; reflection streams pass untouched)
 the request id (the caller's ``x-request-id`` metadata, else ``IssueRequest.request_id``,
 else a new one) for every log line written during the call and returns it in the trailing
 metadata ``x-request-id``; after the call it writes one line — method, caller role, status,
-duration and the registries' outcomes — and counts the call in
-``grpc_server_handled_total`` and ``grpc_server_handling_seconds``. It runs outermost, so
-refusals and overload answers are seen too.
+duration and the registries' outcomes — and counts the call for
+``grpc_server_handled_total`` and ``grpc_server_handling_seconds`` (in the metrics'
+:class:`~regfed.metrics.Tally`). It runs outermost, so refusals and overload answers are
+seen too.
 """
 
 from __future__ import annotations

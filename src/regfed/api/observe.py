@@ -14,6 +14,7 @@ seen too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -118,15 +119,8 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
     # The line JsonFormatter would write for that record, keys in the same order, as one
     # string: the encoder's walk over two dicts was most of the line's cost. What is the
     # same for every call of a method, status and caller is encoded once.
-    key = (method, code, record.role, record.caller)
-    parts = _LINE_PARTS.get(key)
-    if parts is None:
-        parts = _line_parts(*key)
-    head, tail = parts
-    outcomes = _REGISTRIES.get(tuple(found.items())) if found else _NO_REGISTRIES
-    if outcomes is None:
-        outcomes = _registries(found)
-    in_message, as_json = outcomes
+    head, tail = _line_parts(method, code, record.role, record.caller)
+    in_message, as_json = _registries(tuple(found.items())) if found else _NO_REGISTRIES
     formatter = handler.formatter
     assert isinstance(formatter, logs.JsonFormatter)
     handler.write_line(
@@ -136,14 +130,12 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
     )
 
 
-# (method, status, role, caller) -> the line's text before the duration in its message,
-# and between the message and ``duration_ms``'s value. Bounded: callers are the role
-# mapping's names, but a cleared table costs only their encoding again.
-_LINE_PARTS: dict[tuple[str, str, str, str], tuple[str, str]] = {}
-_LINE_PARTS_LIMIT = 1024
-
-
+# Bounded: callers are the role mapping's names, but an evicted entry costs only its
+# encoding again.
+@functools.lru_cache(maxsize=1024)
 def _line_parts(method: str, code: str, role: str, caller: str) -> tuple[str, str]:
+    """The line's text before the duration in its message, and between the message and
+    ``duration_ms``'s value: the same for every call of a method, status and caller."""
     text = logs.json_text
     # The message's text is JSON-encoded whole and its closing quote dropped, so the rest
     # of it (the duration and registry outcomes, which need no escape) can follow.
@@ -152,21 +144,15 @@ def _line_parts(method: str, code: str, role: str, caller: str) -> tuple[str, st
         f',"method":{text(method)},"role":{text(role)},"caller":{text(caller)},'
         f'"status":{text(code)},"duration_ms":'
     )
-    if len(_LINE_PARTS) >= _LINE_PARTS_LIMIT:
-        _LINE_PARTS.clear()
-    _LINE_PARTS[(method, code, role, caller)] = (head, tail)
     return head, tail
 
 
-# The registries' outcomes as the message and the JSON write them, by outcome: a few
-# combinations of two registries and four outcomes.
 _NO_REGISTRIES = ("-", "{}")
-_REGISTRIES: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {}
 
 
-def _registries(found: dict[str, str]) -> tuple[str, str]:
-    # Registry names and outcomes are the enums' values: nothing in them needs an escape.
-    text = (",".join(f"{k}:{v}" for k, v in found.items()), logs.json_value(found))
-    if len(_REGISTRIES) < _LINE_PARTS_LIMIT:
-        _REGISTRIES[tuple(found.items())] = text
-    return text
+# A few combinations of two registries and four outcomes.
+@functools.lru_cache(maxsize=64)
+def _registries(outcomes: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The registries' outcomes as the message and the JSON write them. Registry names and
+    outcomes are the enums' values: nothing in them needs an escape."""
+    return ",".join(f"{k}:{v}" for k, v in outcomes), logs.json_value(dict(outcomes))

@@ -329,7 +329,7 @@ class Application:
                     ),
                 ],
                 observer=(
-                    lookup_observer(self._tally.lookup if self._tally else None)
+                    lookup_observer(self._tally.lookups if self._tally else None)
                     if settings.observe_calls
                     else None
                 ),

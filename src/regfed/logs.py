@@ -14,13 +14,14 @@ searches a run's logs for the demo people's data).
 from __future__ import annotations
 
 import contextvars
+import enum
 import json
 import logging
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -38,7 +39,9 @@ class CallRecord:
 
     role: str = "-"
     caller: str = "-"
-    registries: dict[str, str] = field(default_factory=dict)
+    # Each registry asked and how it answered, in the order asked: enum members, whose
+    # values the line writes (taken when the line is written, once per combination).
+    registries: tuple[tuple[enum.Enum, enum.Enum], ...] = ()
 
 
 call: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("call", default=None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.registry import REGISTRY
 
 from regfed.breaker import BreakerState
-from regfed.domain.model import DenialReason
-from regfed.federation.fanout import SourceOutcome
+from regfed.domain.model import DenialReason, Registry
+from regfed.federation.fanout import SourceOutcome, SourceStatus
 from regfed.postgres.tasks import PeriodicFlush
 from regfed.service.ports import ApplicationStatus, CertificateRecord
 
@@ -91,8 +91,8 @@ audit_dropped = Counter(
 
 class Tally(PeriodicFlush):
     """What is counted on every call — the calls themselves and the registry lookups —
-    gathered in plain dicts (a lookup, an addition and a bisect) and handed to
-    prometheus-client every ``interval`` seconds and when stopped.
+    gathered in plain dicts (a lookup, two additions and a bisect per call or lookup) and
+    handed to prometheus-client every ``interval`` seconds and when stopped.
 
     prometheus-client's values take a lock each, and a histogram walks its bounds, on
     every observation: on the call's path that cost more than the call's log line.
@@ -102,49 +102,51 @@ class Tally(PeriodicFlush):
 
     def __init__(self, interval: float = 1.0) -> None:
         super().__init__(interval, "metrics-tally")
-        self._counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
-        # (histogram, labels) -> [sum of seconds, observations per bucket...]
-        self._times: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+        # Per key: [count, sum of seconds, observations per bucket...] (_add). The calls by
+        # (service, method, code); the lookups by (registry, outcome), enum members whose
+        # values become labels only when handed over.
+        self._calls: dict[tuple[str, str, str], list[float]] = {}
+        self._lookups: dict[tuple[Registry, SourceStatus], list[float]] = {}
 
     def call(self, service: str, method: str, code: str, elapsed: float) -> None:
         """One call answered with ``code`` after ``elapsed`` seconds."""
-        self._count(handled, (service, method, code))
-        self._time(handling_seconds, (service, method), elapsed)
+        _add(self._calls, (service, method, code), elapsed)
 
-    def lookup(self, outcome: SourceOutcome) -> None:
-        """One registry's answer to one lookup."""
-        registry = outcome.registry.value
-        self._count(registry_lookups, (registry, outcome.status.value))
-        self._time(registry_lookup_seconds, (registry,), outcome.latency)
-
-    def _count(self, counter: Counter, labels: tuple[str, ...]) -> None:
-        key = (counter, labels)
-        self._counts[key] = self._counts.get(key, 0) + 1
-
-    def _time(self, histogram: Histogram, labels: tuple[str, ...], seconds: float) -> None:
-        key = (histogram, labels)
-        times = self._times.get(key)
-        if times is None:
-            times = self._times[key] = [0.0] * (len(BUCKETS) + 1)
-        times[0] += seconds
-        times[1 + bisect_left(BUCKETS, seconds)] += 1  # the first bound >= seconds
+    def lookups(self, outcomes: Sequence[SourceOutcome]) -> None:
+        """One lookup's answers, one per registry asked."""
+        for outcome in outcomes:
+            _add(self._lookups, (outcome.registry, outcome.status), outcome.latency)
 
     async def flush(self) -> None:
         """Hand what was counted to prometheus-client."""
-        counts, self._counts = self._counts, {}
-        times, self._times = self._times, {}
-        for (counter, labels), count in counts.items():
-            counter.labels(*labels).inc(count)
-        for (histogram, labels), (seconds, *per_bucket) in times.items():
-            # What ``observe`` does for one value, for many: add to the child's sum and
-            # bucket values, which prometheus-client keeps as ``_sum`` and ``_buckets``
-            # (so since its first releases; tests/unit/test_metrics_tally.py reads back
-            # what is written here).
-            child = histogram.labels(*labels)
-            child._sum.inc(seconds)
-            for value, observed in zip(child._buckets, per_bucket, strict=True):
-                if observed:
-                    value.inc(observed)
+        calls, self._calls = self._calls, {}
+        lookups, self._lookups = self._lookups, {}
+        for (service, method, code), (count, seconds, *per_bucket) in calls.items():
+            handled.labels(service, method, code).inc(count)
+            _observed(handling_seconds.labels(service, method), seconds, per_bucket)
+        for (registry, status), (count, seconds, *per_bucket) in lookups.items():
+            registry_lookups.labels(registry.value, status.value).inc(count)
+            _observed(registry_lookup_seconds.labels(registry.value), seconds, per_bucket)
+
+
+def _add(table: dict[Any, list[float]], key: Any, seconds: float) -> None:
+    """Count one observation of ``seconds`` under ``key``."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = [0.0] * (len(BUCKETS) + 2)
+    entry[0] += 1
+    entry[1] += seconds
+    entry[2 + bisect_left(BUCKETS, seconds)] += 1  # the first bound >= seconds
+
+
+def _observed(child: Histogram, seconds: float, per_bucket: list[float]) -> None:
+    """What ``observe`` does for one value, for many: add to the child's sum and bucket
+    values, which prometheus-client keeps as ``_sum`` and ``_buckets`` (so since its first
+    releases; tests/unit/test_metrics_tally.py reads back what is written here)."""
+    child._sum.inc(seconds)
+    for value, observed in zip(child._buckets, per_bucket, strict=True):
+        if observed:
+            value.inc(observed)
 
 
 def certificate_recorded(record: CertificateRecord) -> None:

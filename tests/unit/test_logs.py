@@ -12,7 +12,9 @@ import pytest
 
 from regfed import logs
 from regfed.api.observe import _log_call
+from regfed.domain.model import Registry
 from regfed.errors import StoreUnavailable
+from regfed.federation.fanout import SourceStatus
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +96,7 @@ def per_call_line(request: str) -> None:
     token = logs.request_id.set(request)
     try:
         record = logs.CallRecord("partner", "certificate verifier.tver.example")
-        record.registries["city"] = "matched"
+        record.registries = ((Registry.CITY, SourceStatus.MATCHED),)
         _log_call("Verify", request, record, "OK", 0.0042)
     finally:
         logs.request_id.reset(token)

@@ -14,10 +14,11 @@ seen too.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -33,17 +34,17 @@ Observe = Callable[[str, str, str, float], None]  # service, method, code, secon
 
 
 def lookup_observer(
-    count: Callable[[SourceOutcome], None] | None,
-) -> Callable[[SourceOutcome], None]:
-    """What the federation calls for each registry's outcome: noted for the call's log
+    count: Callable[[Sequence[SourceOutcome]], None] | None,
+) -> Callable[[Sequence[SourceOutcome]], None]:
+    """What the federation calls with each lookup's outcomes: noted for the call's log
     line, and passed to ``count`` (the metrics' tally) when there is one."""
 
-    def observed(outcome: SourceOutcome) -> None:
+    def observed(outcomes: Sequence[SourceOutcome]) -> None:
         record = logs.call.get()
         if record is not None:
-            record.registries[outcome.registry.value] = outcome.status.value
+            record.registries = tuple([(o.registry, o.status) for o in outcomes])
         if count is not None:
-            count(outcome)
+            count(outcomes)
 
     return observed
 
@@ -100,33 +101,39 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
     """The call's line; ``rid``: its request id, a sane one (api/errors.py), written as it is."""
     if not log.isEnabledFor(logging.INFO):
         return
-    millis = round(elapsed * 1000, 3)
-    found = record.registries
+    # The duration in whole microseconds, written as milliseconds with integer arithmetic
+    # (round() and float formatting go through a float-to-text conversion each): three
+    # decimals in ``duration_ms``, one (truncated) in the message.
+    whole, micros = divmod(round(elapsed * 1_000_000), 1000)
     handler = logs.fast_handler(log)
     if handler is None:
+        found = {registry.value: status.value for registry, status in record.registries}
         registries = ",".join(f"{k}:{v}" for k, v in found.items()) if found else "-"
         fields = {
             "method": method,
             "role": record.role,
             "caller": record.caller,
             "status": code,
-            "duration_ms": millis,
+            "duration_ms": whole + micros / 1000,
             "registries": found,
         }
-        message = f"{method} {code} role={record.role} {millis:.1f} ms registries={registries}"
+        message = (
+            f"{method} {code} role={record.role} {whole}.{micros // 100} ms registries={registries}"
+        )
         log.info("%s", message, extra={"fields": fields})
         return
     # The line JsonFormatter would write for that record, keys in the same order, as one
     # string: the encoder's walk over two dicts was most of the line's cost. What is the
     # same for every call of a method, status and caller is encoded once.
     head, tail = _line_parts(method, code, record.role, record.caller)
-    in_message, as_json = _registries(tuple(found.items())) if found else _NO_REGISTRIES
+    in_message, as_json = _registries(record.registries) if record.registries else _NO_REGISTRIES
     formatter = handler.formatter
     assert isinstance(formatter, logs.JsonFormatter)
     handler.write_line(
         f'{{"time":"{formatter.stamp(time.time())}","level":"INFO","logger":"{log.name}",'
-        f'"request_id":"{rid}","message":{head}{millis:.1f} ms registries={in_message}"'
-        f'{tail}{millis!r},"registries":{as_json}}}' + handler.terminator
+        f'"request_id":"{rid}","message":{head}{whole}.{micros // 100} ms '
+        f'registries={in_message}"{tail}{whole}.{micros:03d},"registries":{as_json}}}'
+        + handler.terminator
     )
 
 
@@ -152,7 +159,8 @@ _NO_REGISTRIES = ("-", "{}")
 
 # A few combinations of two registries and four outcomes.
 @functools.lru_cache(maxsize=64)
-def _registries(outcomes: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+def _registries(outcomes: tuple[tuple[enum.Enum, enum.Enum], ...]) -> tuple[str, str]:
     """The registries' outcomes as the message and the JSON write them. Registry names and
     outcomes are the enums' values: nothing in them needs an escape."""
-    return ",".join(f"{k}:{v}" for k, v in outcomes), logs.json_value(dict(outcomes))
+    values = {registry.value: status.value for registry, status in outcomes}
+    return ",".join(f"{k}:{v}" for k, v in values.items()), logs.json_value(values)

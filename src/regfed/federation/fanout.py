@@ -104,9 +104,10 @@ class Federation:
         self,
         upstreams: Sequence[Upstream],
         *,
-        observer: Callable[[SourceOutcome], None] | None = None,
+        observer: Callable[[Sequence[SourceOutcome]], None] | None = None,
     ) -> None:
-        """``observer`` hears every registry's outcome (metrics, the call's log line)."""
+        """``observer`` hears every lookup's outcomes, one per registry (metrics, the
+        call's log line)."""
         if not upstreams:
             raise ValueError("a federation needs at least one registry")
         self._upstreams = tuple(upstreams)
@@ -121,8 +122,7 @@ class Federation:
         """
         outcomes = await asyncio.gather(*(self._ask(u, query, remaining) for u in self._upstreams))
         if self._observer is not None:
-            for outcome in outcomes:
-                self._observer(outcome)
+            self._observer(outcomes)
         records = [r for r in (outcomes[i].record for i in self._merge_order) if r is not None]
         return FederatedLookup(sources=tuple(outcomes), record=merge(records))
 

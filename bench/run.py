@@ -207,18 +207,24 @@ class UsageSampler:
 # --- servers -----------------------------------------------------------------------------
 
 
-def wait_healthy(target: str, proc: subprocess.Popen[bytes], service: str | None) -> None:
-    """Until ``target`` answers (health SERVING, or just connects when ``service`` is None)."""
+def wait_healthy(
+    target: str,
+    proc: subprocess.Popen[bytes],
+    service: str | None,
+    timeout: float = START_TIMEOUT,
+) -> None:
+    """Until ``target`` answers (health SERVING, or just connects when ``service`` is None),
+    ``timeout`` seconds at most."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the server on {target} exited with {proc.returncode}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the server on {target} did not start in {START_TIMEOUT} s")
+                raise RuntimeError(f"the server on {target} did not start in {timeout:g} s")
             try:
                 if service is None:
                     grpc.channel_ready_future(channel).result(timeout=1)

@@ -119,9 +119,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def start_servers(
-    args: argparse.Namespace, children: bench.Children, pop: bench.Population
+    args: argparse.Namespace,
+    children: bench.Children,
+    pop: bench.Population,
+    prefix: Sequence[str] = (),
+    start_timeout: float = bench.START_TIMEOUT,
 ) -> None:
-    """One ``regfed serve`` per variant, each healthy before the next starts."""
+    """One ``regfed serve`` per variant (run by ``prefix``, when given: ``taskset``,
+    ``valgrind``), each healthy before the next starts."""
     home: Path = args.home
     logs = home / "logs" / "sidebyside"
     logs.mkdir(parents=True, exist_ok=True)
@@ -141,14 +146,13 @@ def start_servers(
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(variant.src), env.get("PYTHONPATH", "")) if p
             )
-        pin = ["taskset", "-c", str(args.server_cpu)] if args.pin else []
         serve = [
-            *pin, *bench.regfed_command(), "serve", "--no-seed", "--listen", variant.target,
+            *prefix, *bench.regfed_command(), "serve", "--no-seed", "--listen", variant.target,
             "--store-dsn", pop.store, "--city-dsn", pop.city, "--federal-dsn", pop.federal,
         ]  # fmt: skip
         bench.log(f"starting {variant.label} ({variant.mode}) on {variant.target}")
         proc = children.start(serve, logs / f"{variant.label}.log", env=env)
-        bench.wait_healthy(variant.target, proc, "regfed.v1.CertificateService")
+        bench.wait_healthy(variant.target, proc, "regfed.v1.CertificateService", start_timeout)
         variant.pid = proc.pid
 
 
@@ -262,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pop = asyncio.run(
             bench.prepare_population(args.home, args.people, args.seed, False, embedded)
         )
-        start_servers(args, children, pop)
+        pin = ["taskset", "-c", str(args.server_cpu)] if args.pin else []
+        start_servers(args, children, pop, prefix=pin)
         args.metadata = shared_metadata(args.variants)
         bodies = load_bodies(bodies_file(args), args.call, None)
         bench.log(f"warming every server up for {args.turn:g} s")

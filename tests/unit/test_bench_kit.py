@@ -208,3 +208,26 @@ async def test_loadgen_runs_a_bounded_count_against_the_echo_server() -> None:
     assert summary.count == 200
     assert summary.status == {"OK": 200}
     assert summary.connections == 2
+
+
+def test_instruction_counts_leave_out_the_servers_background_work() -> None:
+    """Per call: the pass's instructions less what the server did as long with no call."""
+    instructions = load("instructions")
+    count = instructions.Count(
+        calls=1000,
+        instructions=3_700_000_000,
+        seconds=50.0,
+        idle_instructions=2_000_000_000,
+        idle_seconds=40.0,
+    )
+    assert count.idle_per_second == 50_000_000
+    assert count.per_call == 1_200_000  # (3.7e9 - 50e6 * 50) / 1000
+
+
+@pytest.mark.parametrize("calls", ["0", "20001"])
+def test_instruction_counts_are_bounded(calls: str) -> None:
+    """Every pass is bounded: --calls outside 1..20,000 is a usage error."""
+    instructions = load("instructions")
+    with pytest.raises(SystemExit) as stopped:
+        instructions.parse_args(["--calls", calls])
+    assert stopped.value.code == 2

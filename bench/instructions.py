@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import loadgen
-import population
 import run as bench
 import sidebyside
 from loadgen import load_bodies, run_load
@@ -51,28 +50,14 @@ MAX_IDLE = 120.0  # seconds of the idle window, at most
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--call", choices=("Issue", "Verify"), default="Issue")
-    parser.add_argument(
-        "--variant", action="append", help="LABEL=MODE[@SRC]; default: off=off and full=full"
-    )
+    sidebyside.add_server_arguments(parser, port=50181)
     parser.add_argument("--calls", type=int, default=1000, help="calls per pass")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--people", type=int, default=100_000, help="as make bench populated")
-    parser.add_argument("--seed", type=int, default=population.DEFAULT_SEED)
-    parser.add_argument("--home", type=Path, default=bench.ROOT / ".regfed" / "bench")
-    parser.add_argument("--port", type=int, default=50181, help="the first server's port")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= MAX_CALLS:
         parser.error(f"--calls must be within 1..{MAX_CALLS}")
-    texts = args.variant or ["off=off", "full=full"]
-    try:
-        args.variants = [
-            sidebyside.parse_variant(t, args.port + 3 * i) for i, t in enumerate(texts)
-        ]
-    except ValueError as exc:
-        parser.error(str(exc))
-    if len({v.label for v in args.variants}) != len(args.variants):
-        parser.error("variant labels must differ")
+    args.variants = sidebyside.parsed_variants(parser, args)
     return args
 
 
@@ -138,11 +123,7 @@ def one_pass(args: argparse.Namespace, variant: sidebyside.Variant, bodies: list
         max_duration=3600,
         metadata=args.metadata,
     )
-    failed = sum(n for code, n in summary.status.items() if code != "OK")
-    if failed or summary.count != len(bodies):
-        raise RuntimeError(
-            f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}"
-        )
+    sidebyside.all_answered(variant, summary, expected=len(bodies))
 
 
 def measure(args: argparse.Namespace, variant: sidebyside.Variant, bodies: list[bytes]) -> Count:

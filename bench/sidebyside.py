@@ -77,12 +77,35 @@ def parse_variant(text: str, port: int) -> Variant:
     return Variant(label, mode, path, port)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--call", choices=("Issue", "Verify"), default="Verify")
+def add_server_arguments(parser: argparse.ArgumentParser, port: int) -> None:
+    """The options every comparison of servers takes: the variants, the population
+    ``make bench`` wrote, the bench's home, the first server's port."""
     parser.add_argument(
         "--variant", action="append", help="LABEL=MODE[@SRC]; default: off=off and full=full"
     )
+    parser.add_argument("--people", type=int, default=100_000, help="as make bench populated")
+    parser.add_argument("--seed", type=int, default=population.DEFAULT_SEED)
+    parser.add_argument("--home", type=Path, default=bench.ROOT / ".regfed" / "bench")
+    parser.add_argument("--port", type=int, default=port, help="the first server's port")
+
+
+def parsed_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Variant]:
+    """The ``--variant`` options as variants, each with its port (a usage error if not)."""
+    texts = args.variant or ["off=off", "full=full"]
+    try:
+        # Each server takes its port and the next two (metrics), as bench/run.py's does.
+        variants = [parse_variant(t, args.port + 3 * i) for i, t in enumerate(texts)]
+    except ValueError as exc:
+        parser.error(str(exc))
+    if len({v.label for v in variants}) != len(variants):
+        parser.error("variant labels must differ")
+    return variants
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--call", choices=("Issue", "Verify"), default="Verify")
+    add_server_arguments(parser, port=50161)
     parser.add_argument("--rounds", type=int, default=8, help="turns per variant")
     parser.add_argument("--turn", type=float, default=5.0, help="seconds of load per turn")
     parser.add_argument(
@@ -97,24 +120,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1))
-    parser.add_argument("--people", type=int, default=100_000, help="as make bench populated")
-    parser.add_argument("--seed", type=int, default=population.DEFAULT_SEED)
-    parser.add_argument("--home", type=Path, default=bench.ROOT / ".regfed" / "bench")
-    parser.add_argument("--port", type=int, default=50161, help="the first server's port")
     parser.add_argument("--json", type=Path, help="also write every turn's figures here")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= MAX_ROUNDS:
         parser.error(f"--rounds must be within 1..{MAX_ROUNDS}")
     if not 0 < args.turn <= MAX_TURN:
         parser.error(f"--turn must be within (0, {MAX_TURN:g}] s")
-    texts = args.variant or ["off=off", "full=full"]
-    try:
-        # Each server takes its port and the next two (metrics), as bench/run.py's does.
-        args.variants = [parse_variant(t, args.port + 3 * i) for i, t in enumerate(texts)]
-    except ValueError as exc:
-        parser.error(str(exc))
-    if len({v.label for v in args.variants}) != len(args.variants):
-        parser.error("variant labels must differ")
+    args.variants = parsed_variants(parser, args)
     return args
 
 
@@ -208,17 +220,23 @@ def one_turn(args: argparse.Namespace, variant: Variant, bodies: list[bytes]) ->
     after = bench.tree_usage(variant.pid)
     if before is None or after is None:
         raise RuntimeError(f"the {variant.label} server exited")
-    failed = sum(n for code, n in summary.status.items() if code != "OK")
-    if failed or not summary.count:
-        raise RuntimeError(
-            f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}"
-        )
+    all_answered(variant, summary)
     variant.cpu_seconds.append(after[1] - before[1])
     variant.calls.append(summary.count)
     bench.log(
         f"  {variant.label}: {summary.rps:.0f} rps, "
         f"{variant.per_call_us[-1]:.0f} µs of server CPU per call"
     )
+
+
+def all_answered(variant: Variant, summary: loadgen.Summary, expected: int | None = None) -> None:
+    """RuntimeError unless every call of ``summary`` was answered OK (``expected`` of them,
+    when given; at least one otherwise): a comparison of failing servers means nothing."""
+    failed = sum(n for code, n in summary.status.items() if code != "OK")
+    if failed or not summary.count or summary.count != (expected or summary.count):
+        raise RuntimeError(
+            f"{variant.label}: {failed} of {summary.count} calls failed: {summary.errors}"
+        )
 
 
 def report(args: argparse.Namespace) -> str:

@@ -6,7 +6,9 @@ three databases: the service's own and the two demo registries.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ from regfed.extras import import_extra
 from regfed.postgres.dsn import with_database
 
 log = logging.getLogger(__name__)
+
+# Where pgserver counts the processes using a server (pgserver 0.1: a JSON list of pids).
+HANDLES = ".handle_pids.json"
 
 STORE_DB = "regfed"
 CITY_DB = "regfed_city"
@@ -44,9 +49,27 @@ class EmbeddedPostgres:
             )
 
         self._pgdata.mkdir(parents=True, exist_ok=True)
+        # Under pgserver's lock between processes, which get_server takes itself next.
+        with pgserver.postgres_server.PostgresServer._lock:
+            self._forget_dead_users()
         log.info("starting embedded PostgreSQL in %s", self._pgdata)
         self._server = pgserver.get_server(self._pgdata, cleanup_mode="stop")
         return str(self._server.get_uri())
+
+    def _forget_dead_users(self) -> None:
+        """pgserver stops the server when the last process using it exits, counting them
+        in a file under pgdata; a process killed before it could leave (SIGKILL, a crash,
+        a timeout) stays counted, and the server would then outlive every later user —
+        ``make run`` stopped with Ctrl-C would leave a PostgreSQL running. Forget them."""
+        path = self._pgdata / HANDLES
+        try:
+            pids = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _running(pid)]
+        if alive != pids:
+            log.info("forgetting %d embedded PostgreSQL user(s) gone", len(pids) - len(alive))
+            path.write_text(json.dumps(alive), encoding="utf-8")
 
     def stop(self) -> None:
         """Stop the server if this process started it (other users keep it running)."""
@@ -65,3 +88,14 @@ class EmbeddedPostgres:
         finally:
             await conn.close()
         return {name: with_database(server_dsn, name) for name in names}
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True

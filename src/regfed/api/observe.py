@@ -107,8 +107,8 @@ def _log_call(method: str, rid: str, record: logs.CallRecord, code: str, elapsed
     whole, micros = divmod(round(elapsed * 1_000_000), 1000)
     handler = logs.fast_handler(log)
     if handler is None:
-        found = {registry.value: status.value for registry, status in record.registries}
-        registries = ",".join(f"{k}:{v}" for k, v in found.items()) if found else "-"
+        found = _values(record.registries)
+        registries = _registries(record.registries)[0] if found else "-"
         fields = {
             "method": method,
             "role": record.role,
@@ -162,5 +162,10 @@ _NO_REGISTRIES = ("-", "{}")
 def _registries(outcomes: tuple[tuple[enum.Enum, enum.Enum], ...]) -> tuple[str, str]:
     """The registries' outcomes as the message and the JSON write them. Registry names and
     outcomes are the enums' values: nothing in them needs an escape."""
-    values = {registry.value: status.value for registry, status in outcomes}
+    values = _values(outcomes)
     return ",".join(f"{k}:{v}" for k, v in values.items()), logs.json_value(values)
+
+
+def _values(outcomes: tuple[tuple[enum.Enum, enum.Enum], ...]) -> dict[str, str]:
+    """The registries' outcomes as the line's ``registries`` object holds them."""
+    return {registry.value: status.value for registry, status in outcomes}
